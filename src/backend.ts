@@ -15,6 +15,8 @@
  * wasm without avoiding any op.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// The union package registers every gradient (tfjs-core alone registers none); the registries are global.
+import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 

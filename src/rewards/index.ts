@@ -1,0 +1,4 @@
+export * from './components.ts';
+export * from './composite.ts';
+export * from './parse.ts';
+export { PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';

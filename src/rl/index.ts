@@ -1,0 +1,3 @@
+export * from './adamw.ts';
+export * from './advantages.ts';
+export * from './loss.ts';

@@ -1,0 +1,95 @@
+/**
+ * The GRPO objective of the released run (veRL core_algos): PPO-clipped policy gradient,
+ * an entropy bonus, and a KL penalty to the frozen reference, all as masked means over the
+ * response tokens of the micro-batch, and all tfjs ops so gradients flow.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** sum(values * mask) / sum(mask) over all elements */
+export function maskedMean(values: tf.Tensor, mask: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const m = mask.cast('float32');
+    return tf.div(tf.sum(tf.mul(values, m)), tf.sum(m)) as tf.Scalar;
+  });
+}
+
+export interface PolicyLossParts {
+  pgLoss: tf.Scalar;
+  /** fraction of tokens where the clipped branch is taken */
+  clipFrac: tf.Scalar;
+  /** masked mean of old_logp - logp */
+  ppoKl: tf.Scalar;
+}
+
+/** loss_pg = masked_mean(max(-A ratio, -A clip(ratio, 1-c, 1+c))), ratio = exp(logp - logp_old) */
+export function policyLoss(logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantages: tf.Tensor, mask: tf.Tensor, clipRatio = 0.2): PolicyLossParts {
+  return tf.tidy(() => {
+    const negApproxKl = tf.sub(logProbs, oldLogProbs);
+    const ratio = tf.exp(negApproxKl);
+    const ppoKl = maskedMean(tf.neg(negApproxKl), mask);
+    const l1 = tf.mul(tf.neg(advantages), ratio);
+    const l2 = tf.mul(tf.neg(advantages), tf.clipByValue(ratio, 1 - clipRatio, 1 + clipRatio));
+    const pgLoss = maskedMean(tf.maximum(l1, l2), mask);
+    const clipFrac = maskedMean(tf.greater(l2, l1).cast('float32'), mask);
+    return { pgLoss, clipFrac, ppoKl };
+  });
+}
+
+export type KlType = 'kl' | 'abs' | 'mse' | 'low_var_kl';
+
+/**
+ * Per-token KL estimate to the reference. low_var_kl (Schulman's k3):
+ * kl = ref - logp; exp(kl) - kl - 1, clamped to [-10, 10].
+ */
+export function klPenalty(logProbs: tf.Tensor, refLogProbs: tf.Tensor, type: KlType = 'low_var_kl'): tf.Tensor {
+  return tf.tidy(() => {
+    switch (type) {
+      case 'kl': return tf.sub(logProbs, refLogProbs);
+      case 'abs': return tf.abs(tf.sub(logProbs, refLogProbs));
+      case 'mse': return tf.mul(0.5, tf.square(tf.sub(logProbs, refLogProbs)));
+      case 'low_var_kl': {
+        const kl = tf.sub(refLogProbs, logProbs);
+        return tf.clipByValue(tf.sub(tf.sub(tf.exp(kl), kl), 1), -10, 10);
+      }
+      default: throw new Error(`unknown kl type '${type as string}' (kl, abs, mse, low_var_kl)`);
+    }
+  });
+}
+
+export interface GrpoLossConfig {
+  clipRatio: number;
+  klCoef: number;
+  klType: KlType;
+  entropyCoef: number;
+}
+
+export const DEFAULT_GRPO_LOSS: GrpoLossConfig = { clipRatio: 0.2, klCoef: 5e-3, klType: 'low_var_kl', entropyCoef: 1e-3 };
+
+export interface GrpoLoss extends PolicyLossParts {
+  kl: tf.Tensor;
+  klLoss: tf.Scalar;
+  entropyLoss: tf.Scalar | null;
+  /** pg_loss - entropy_coef * entropy + kl_coef * kl_loss */
+  loss: tf.Scalar;
+}
+
+/** The full objective for one micro-batch; `entropy` [B, T] may be null (no bonus). */
+export function grpoLoss(
+  inputs: { logProbs: tf.Tensor; oldLogProbs: tf.Tensor; refLogProbs: tf.Tensor | null; advantages: tf.Tensor; mask: tf.Tensor; entropy?: tf.Tensor | null },
+  config: Partial<GrpoLossConfig> = {},
+): GrpoLoss {
+  const c = { ...DEFAULT_GRPO_LOSS, ...config };
+  return tf.tidy(() => {
+    const parts = policyLoss(inputs.logProbs, inputs.oldLogProbs, inputs.advantages, inputs.mask, c.clipRatio);
+    let loss: tf.Tensor = parts.pgLoss;
+    let entropyLoss: tf.Scalar | null = null;
+    if (inputs.entropy && c.entropyCoef !== 0) {
+      entropyLoss = maskedMean(inputs.entropy, inputs.mask);
+      loss = tf.sub(loss, tf.mul(c.entropyCoef, entropyLoss));
+    }
+    const kl = inputs.refLogProbs ? klPenalty(inputs.logProbs, inputs.refLogProbs, c.klType) : tf.zerosLike(inputs.logProbs);
+    const klLoss = maskedMean(kl, inputs.mask);
+    if (inputs.refLogProbs && c.klCoef !== 0) loss = tf.add(loss, tf.mul(c.klCoef, klLoss));
+    return { ...parts, kl, klLoss, entropyLoss, loss: loss as tf.Scalar };
+  });
+}
