@@ -70,16 +70,18 @@ export function bridgeMissingKernels(): string[] {
       backendName: 'wasm',
       kernelFunc: ({ inputs, attrs, backend }) => {
         const wasm = backend as unknown as WasmLike;
-        const cpuInputs: Record<string, tf.TensorInfo> = {};
         const made: tf.TensorInfo[] = [];
-        for (const [name, t] of Object.entries(inputs)) {
-          if (t == null) continue;
+        const move = (t: tf.TensorInfo): tf.TensorInfo => {
           const values = copyValues(wasm.readSync(t.dataId));
           const info = { dataId: cpu.write(values, t.shape, t.dtype), shape: t.shape, dtype: t.dtype };
-          cpuInputs[name] = info;
           made.push(info);
-        }
-        const out = cpuKernel({ inputs: cpuInputs, attrs, backend: cpu });
+          return info;
+        };
+        // most kernels take named inputs; a few (Einsum, Concat-like) take an array
+        const cpuInputs: tf.NamedTensorInfoMap | tf.TensorInfo[] = Array.isArray(inputs)
+          ? (inputs as tf.TensorInfo[]).map(move)
+          : Object.fromEntries(Object.entries(inputs).filter(([, t]) => t != null).map(([k, t]) => [k, move(t as tf.TensorInfo)]));
+        const out = cpuKernel({ inputs: cpuInputs as tf.NamedTensorInfoMap, attrs, backend: cpu });
         const outs = Array.isArray(out) ? out : [out];
         const results = outs.map(o => {
           const values = copyValues(cpu.readSync(o.dataId));

@@ -49,8 +49,10 @@ function toIntList(v: unknown, what: string, file: string): number[] {
 
 /** The allowlist: torch's tensor rebuild functions, storage classes and OrderedDict. */
 class AllowlistRegistry extends NameRegistry {
-  constructor(private readonly file: string) {
+  private readonly file: string;
+  constructor(file: string) {
     super();
+    this.file = file;
     const file_ = file;
     this.register('collections', 'OrderedDict', function OrderedDict() { return new PyOrderedDict(); });
     const rebuild = (storage: unknown, offset: unknown, size: unknown, stride: unknown): TorchTensorRef => {

@@ -120,7 +120,7 @@ export class Embedding extends Module {
     return tf.tidy(() => {
       const flat = ids.reshape([-1]);
       const out = tf.gather(this.weight, flat.dtype === 'int32' ? flat : flat.cast('int32'));
-      return out.reshape([...ids.shape, this.weight.shape[1]]);
+      return out.reshape([...ids.shape, this.weight.shape[1] as number]);
     });
   }
 }
@@ -132,9 +132,9 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-function pair(v: number | [number, number] | undefined, d: number): [number, number] {
+function pair(v: number | readonly number[] | undefined, d: number): [number, number] {
   if (v === undefined) return [d, d];
-  return typeof v === 'number' ? [v, v] : v;
+  return typeof v === 'number' ? [v, v] : [v[0], v[1]];
 }
 
 export class Conv2d extends Module {
@@ -179,7 +179,7 @@ export function conv2dNchw(
     } else if (groups === x.shape[1] && inPerGroup === 1) {
       const out = weight.shape[0];
       const mult = out / groups;
-      const f = tf.transpose(weight.reshape([groups, mult, weight.shape[2], weight.shape[3]]), [2, 3, 0, 1]) as tf.Tensor4D;
+      const f = tf.transpose(weight.reshape([groups, mult, weight.shape[2] as number, weight.shape[3] as number]), [2, 3, 0, 1]) as tf.Tensor4D;
       y = tf.depthwiseConv2d(xh, f, stride, 'valid');
     } else {
       const xs = tf.split(xh, groups, 3);

@@ -79,17 +79,18 @@ export function grpoLoss(
   config: Partial<GrpoLossConfig> = {},
 ): GrpoLoss {
   const c = { ...DEFAULT_GRPO_LOSS, ...config };
-  return tf.tidy(() => {
+  let entropyLoss: tf.Scalar | null = null;
+  const out = tf.tidy(() => {
     const parts = policyLoss(inputs.logProbs, inputs.oldLogProbs, inputs.advantages, inputs.mask, c.clipRatio);
     let loss: tf.Tensor = parts.pgLoss;
-    let entropyLoss: tf.Scalar | null = null;
     if (inputs.entropy && c.entropyCoef !== 0) {
-      entropyLoss = maskedMean(inputs.entropy, inputs.mask);
+      entropyLoss = tf.keep(maskedMean(inputs.entropy, inputs.mask));
       loss = tf.sub(loss, tf.mul(c.entropyCoef, entropyLoss));
     }
     const kl = inputs.refLogProbs ? klPenalty(inputs.logProbs, inputs.refLogProbs, c.klType) : tf.zerosLike(inputs.logProbs);
     const klLoss = maskedMean(kl, inputs.mask);
     if (inputs.refLogProbs && c.klCoef !== 0) loss = tf.add(loss, tf.mul(c.klCoef, klLoss));
-    return { ...parts, kl, klLoss, entropyLoss, loss: loss as tf.Scalar };
+    return { ...parts, kl, klLoss, loss: loss as tf.Scalar };
   });
+  return { ...out, entropyLoss };
 }
