@@ -17,8 +17,7 @@ function close(got: tf.Tensor | ArrayLike<number>, want: number[], tol = 1e-5, m
 
 test('Linear computes x W^T + b with a PyTorch-layout weight', () => {
   const l = new Linear(null, 'fc', 2, 3);
-  l.weight.assign(tf.tensor2d([[1, 2], [3, 4], [5, 6]]));
-  l.bias!.assign(tf.tensor1d([0.5, 0, -1]));
+  l.load(new Map<string, tf.Tensor>([['fc.weight', tf.tensor2d([[1, 2], [3, 4], [5, 6]])], ['fc.bias', tf.tensor1d([0.5, 0, -1])]]));
   close(l.forward(tf.tensor2d([[1, -1]])), [-0.5, -1, -2]);
   assert.equal(l.forward(tf.zeros([4, 5, 2])).shape, [4, 5, 3]);
   assert.equal([...l.namedParameters().keys()], ['fc.weight', 'fc.bias']);
@@ -72,7 +71,7 @@ test('activations match their closed forms', () => {
 test('MLPs: fc2(act(fc1 x)) and the gated SwiGLU', () => {
   const m = new Mlp(null, 'mlp', 1, 1, { act: 'relu', names: ['c_fc', 'c_proj'] });
   assert.equal([...m.namedParameters().keys()], ['mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias']);
-  m.fc1.weight.assign(tf.tensor2d([[2]])); m.fc1.bias!.assign(tf.tensor1d([-1]));
+  m.fc1.weight.assign(tf.tensor2d([[2]])); m.fc1.bias!.assign(tf.tensor1d([-1])); // 1x1: layout-free
   m.fc2.weight.assign(tf.tensor2d([[3]])); m.fc2.bias!.assign(tf.tensor1d([1]));
   close(m.forward(tf.tensor2d([[1], [0]])), [4, 1]);
   const g = new GatedMlp(null, 'mlp', 1, 1);
@@ -183,7 +182,11 @@ test('loading through a mapping table with a transform, and trainable flags', ()
     ignore: k => k === 'unused',
   });
   assert.equal(rep.ignored, ['unused']);
-  close(m.a.weight, [1, 3, 5, 2, 4, 6]);
+  close(m.a.weight, [1, 2, 3, 4, 5, 6]); // held as [in, out] = the source's [3, 2]
+  const ex = m.exportTensors();
+  close(ex.get('enc.a.weight')!, [1, 3, 5, 2, 4, 6]);
+  assert.equal(ex.get('enc.a.weight')!.shape, [2, 3]);
+  for (const t of ex.values()) t.dispose();
   m.setTrainable(false, n => n.startsWith('enc.a'));
   assert.equal([...m.trainableParameters().keys()], ['enc.b.weight', 'enc.b.bias']);
   assert.is(m.parameterCount(), 6 + 2 + 4 + 2);

@@ -7,6 +7,7 @@ import {
   pointsL1Reward, pyJsonLoads, segmentationFormatReward, thinkingFormatReward,
 } from '../src/rewards/index.ts';
 import { pyInt, pyStrip } from '../src/rewards/pycompat.ts';
+import { captionScores, type CaptionScorer } from '../src/rewards/discriminative.ts';
 
 const GT = '<box>(12,98),(205,214)</box><points>(30,110),(35,180)</points>';
 const answer = (json: string, caption = 'a red apple') => `<think>t</think><answer>${json}</answer><caption>${caption}</caption>`;
@@ -141,6 +142,25 @@ test('parser tolerates non-string input and huge strings', () => {
   const huge = '<think>' + 'a'.repeat(200000) + '</think><answer>{"bbox":[1,2,3,4],"points_1":[1,2],"points_2":[2,3]}</answer><caption>c</caption>';
   assert.is(computeReward(huge, GT, null).components.thinking_format!.value, 1);
   assert.is(computeReward('{' + '{'.repeat(10000) + '}', GT, null).total, 0);
+});
+
+test('caption scores come from the scorer for captioned responses only, with the GT box', async () => {
+  const calls: { box: number[]; texts: string[] }[] = [];
+  const stub: CaptionScorer = {
+    async scores(_img, box, texts) {
+      calls.push({ box: [...box], texts });
+      return texts.map(t => (t === 'too long' ? null : { s1: t.length / 10, s2: 0.25 }));
+    },
+  };
+  const img = { width: 4, height: 4, channels: 3, data: new Uint8Array(48) };
+  const rs = ['<caption>abc</caption>', 'no caption', '<caption> too long </caption>'].map(parseResponse);
+  const s = await captionScores(stub, img, [1, 2, 3, 4], rs);
+  assert.equal(calls, [{ box: [1, 2, 3, 4], texts: ['abc', 'too long'] }]);
+  assert.ok(Math.abs(s[0]!.s1 - 0.3) < 1e-12);
+  assert.is(s[1], null);
+  assert.is(s[2], null);
+  assert.is(discriminativeReward(s[0]).value, 1);
+  assert.equal(await captionScores(stub, img, null, rs), [null, null, null]);
 });
 
 test.run();

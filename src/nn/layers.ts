@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module.ts';
 
 export class Linear extends Module {
-  readonly weight: tf.Variable; // [out, in]
+  /** held as [in, out]; the checkpoint's 'weight' is [out, in] */
+  readonly weight: tf.Variable;
   readonly bias: tf.Variable | null; // [out]
   readonly inFeatures: number;
   readonly outFeatures: number;
@@ -17,7 +18,7 @@ export class Linear extends Module {
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param('weight', [outFeatures, inFeatures], { uniform: bound });
+    this.weight = this.param('weight', [outFeatures, inFeatures], { uniform: bound }, { transposed: true });
     this.bias = opts.bias === false ? null : this.param('bias', [outFeatures], { uniform: bound });
   }
 
@@ -27,16 +28,16 @@ export class Linear extends Module {
   }
 }
 
-/** y = x W^T + b with W [out, in], for x of any rank. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
+/** y = x W + b with W held as [in, out] (the transpose of PyTorch's weight), for x of any rank. */
+export function linear(x: tf.Tensor, weightT: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
     const lead = x.shape.slice(0, -1);
     const inF = x.shape[x.rank - 1];
-    if (inF !== weight.shape[1]) throw new Error(`linear: input has ${inF} features, weight expects ${weight.shape[1]}`);
+    if (inF !== weightT.shape[0]) throw new Error(`linear: input has ${inF} features, weight expects ${weightT.shape[0]}`);
     const x2 = x.reshape([-1, inF]);
-    let y = tf.matMul(x2, weight as tf.Tensor2D, false, true);
+    let y = tf.matMul(x2, weightT as tf.Tensor2D);
     if (bias) y = tf.add(y, bias);
-    return y.reshape([...lead, weight.shape[0]]);
+    return y.reshape([...lead, weightT.shape[1] as number]);
   });
 }
 

@@ -67,6 +67,8 @@ export class Module {
   readonly prefix: string;
   readonly parent: Module | null;
   private readonly ownParams = new Map<string, tf.Variable>();
+  /** 2-D parameters held transposed ([in, out] for a checkpoint's [out, in]) */
+  private readonly transposedParams = new Set<string>();
   private readonly children: Module[] = [];
 
   constructor(parent: Module | null, prefix: string) {
@@ -75,12 +77,39 @@ export class Module {
     parent?.children.push(this);
   }
 
-  /** Declare a parameter; `name` is relative to this module ('weight', 'conv1.weight'). */
-  protected param(name: string, shape: number[], init: Init = 'zeros'): tf.Variable {
+  /**
+   * Declare a parameter; `name` is relative to this module ('weight', 'conv1.weight') and `shape`
+   * is its checkpoint shape. With `transposed`, a 2-D parameter is held as its transpose (Linear
+   * weights as [in, out]: a plain matmul is ~10x faster than a transposed one on wasm); loading
+   * and exportTensors convert at the boundary, so checkpoints keep the official layout.
+   */
+  protected param(name: string, shape: number[], init: Init = 'zeros', opts: { transposed?: boolean } = {}): tf.Variable {
     if (this.ownParams.has(name)) throw new Error(`${this.fullName(name)}: parameter declared twice`);
-    const v = tf.tidy(() => tf.variable(initTensor(init, shape), true));
+    if (opts.transposed && shape.length !== 2) throw new Error(`${this.fullName(name)}: only 2-D parameters can be held transposed`);
+    const v = tf.tidy(() => {
+      const t = initTensor(init, shape);
+      return tf.variable(opts.transposed ? tf.transpose(t) : t, true);
+    });
     this.ownParams.set(name, v);
+    if (opts.transposed) this.transposedParams.add(name);
     return v;
+  }
+
+  /** Full names of the parameters held transposed. */
+  transposedNames(): Set<string> {
+    const out = new Set<string>();
+    const walk = (m: Module) => {
+      for (const n of m.transposedParams) out.add(m.fullName(n));
+      for (const c of m.children) walk(c);
+    };
+    walk(this);
+    return out;
+  }
+
+  /** Parameters in checkpoint layout (transposed ones turned back); the caller disposes the map's tensors. */
+  exportTensors(): Map<string, tf.Tensor> {
+    const tr = this.transposedNames();
+    return new Map([...this.namedParameters()].map(([n, v]) => [n, tr.has(n) ? tf.transpose(v) : v.clone()]));
   }
 
   fullName(name: string): string {
@@ -127,6 +156,7 @@ export class Module {
     const strict = opts.strict ?? true;
     const where = opts.where ?? ('path' in source && typeof source.path === 'string' ? source.path : 'weights');
     const params = this.namedParameters();
+    const transposed = this.transposedNames();
     const keys = source instanceof Map ? [...source.keys()] : source.keys();
     const map = opts.map;
     const resolve = (k: string): string | null => {
@@ -159,10 +189,16 @@ export class Module {
           t.dispose();
           t = c;
         }
-        if (!tf.util.arraysEqual(t.shape, v.shape)) {
-          mismatched.push({ key: k, param: p, expected: v.shape.slice(), got: t.shape.slice() });
+        const expected = transposed.has(p) ? v.shape.slice().reverse() : v.shape.slice();
+        if (!tf.util.arraysEqual(t.shape, expected)) {
+          mismatched.push({ key: k, param: p, expected, got: t.shape.slice() });
           t.dispose();
           continue;
+        }
+        if (transposed.has(p)) {
+          const tt = tf.transpose(t);
+          t.dispose();
+          t = tt;
         }
         pending.push([v, t]);
       }
@@ -177,10 +213,6 @@ export class Module {
     return { loaded: plan.map(([, p]) => p).filter(p => !mismatched.some(m => m.param === p)), missing, unexpected, ignored };
   }
 
-  /** Parameter values as a name -> tensor map (views of the variables: do not dispose). */
-  stateDict(): Map<string, tf.Tensor> {
-    return new Map(this.namedParameters());
-  }
 
   dispose(): void {
     for (const v of this.ownParams.values()) v.dispose();

@@ -12,7 +12,7 @@ import type { ClipConfig } from './config.ts';
 
 /** nn.MultiheadAttention with its fused in_proj, as CLIP's checkpoints store it. */
 class FusedAttention extends Module {
-  readonly in_proj_weight: tf.Variable; // [3W, W]
+  readonly in_proj_weight: tf.Variable; // held [W, 3W]; checkpoint [3W, W]
   readonly in_proj_bias: tf.Variable; // [3W]
   readonly out_proj: Linear;
   readonly heads: number;
@@ -22,7 +22,7 @@ class FusedAttention extends Module {
     if (width % heads) throw new Error(`${this.prefix}: width ${width} is not divisible by ${heads} heads`);
     this.heads = heads;
     const bound = Math.sqrt(6 / (4 * width));
-    this.in_proj_weight = this.param('in_proj_weight', [3 * width, width], { uniform: bound });
+    this.in_proj_weight = this.param('in_proj_weight', [3 * width, width], { uniform: bound }, { transposed: true });
     this.in_proj_bias = this.param('in_proj_bias', [3 * width], 'zeros');
     this.out_proj = new Linear(this, 'out_proj', width, width);
   }
