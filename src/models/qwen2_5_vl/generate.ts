@@ -1,0 +1,186 @@
+/**
+ * Generation and teacher-forced log-probabilities for the policy.
+ * - generate: batched, left-padded prompts; KV cache (or full recomputation); M-RoPE positions
+ *   continued from rope_deltas while decoding; greedy or sampling (temperature, top-k, top-p) from
+ *   a seeded RNG; stop tokens; per-token log-probs of the chosen tokens under the
+ *   temperature-scaled distribution (what the GRPO ratio uses as logp_old).
+ * - sequenceLogProbs: differentiable per-token log-probs (and entropies) of given responses.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { KVCache } from '../../nn/attention.ts';
+import type { Qwen2_5_VL } from './model.ts';
+import type { GridTHW } from './vision.ts';
+
+export interface GenerateOptions {
+  ids: Int32Array;
+  batch: number;
+  length: number;
+  attentionMask?: Int32Array | null;
+  pixelValues?: tf.Tensor2D | null;
+  grids?: GridTHW[];
+  maxNewTokens: number;
+  greedy?: boolean;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  /** a seed (string or number) or an RNG returning uniforms in [0, 1) */
+  seed?: string | number;
+  rng?: () => number;
+  /** tokens that end a row (default: none); the stop token is kept in the output */
+  stopTokens?: number[];
+  /** token fed to finished rows (default: the config's pad token) */
+  padToken?: number;
+  useCache?: boolean;
+}
+
+export interface GenerateResult {
+  /** generated tokens per row, up to and including the stop token */
+  tokens: number[][];
+  /** log-prob of each generated token */
+  logprobs: number[][];
+  /** true where the row ended on a stop token */
+  stopped: boolean[];
+}
+
+/** Pick a token from logits [V]: greedy argmax, or a sample after temperature, top-k and top-p. */
+export function pickToken(logits: Float32Array, opts: { greedy: boolean; temperature: number; topK: number; topP: number; rng: () => number }): { token: number; logprob: number } {
+  const V = logits.length;
+  const t = opts.greedy ? 1 : opts.temperature;
+  const scaled = new Float64Array(V);
+  let mx = -Infinity;
+  for (let i = 0; i < V; i++) { scaled[i] = logits[i] / t; if (scaled[i] > mx) mx = scaled[i]; }
+  let z = 0;
+  for (let i = 0; i < V; i++) z += Math.exp(scaled[i] - mx);
+  const lse = mx + Math.log(z);
+  let token = 0;
+  if (opts.greedy) {
+    for (let i = 1; i < V; i++) if (logits[i] > logits[token]) token = i;
+  } else {
+    let cand = Array.from({ length: V }, (_, i) => i).sort((a, b) => scaled[b] - scaled[a]);
+    if (opts.topK > 0 && opts.topK < V) cand = cand.slice(0, opts.topK);
+    const p = cand.map(i => Math.exp(scaled[i] - lse));
+    const mass = p.reduce((a, b) => a + b, 0);
+    let keep = cand.length;
+    if (opts.topP < 1) {
+      let acc = 0;
+      for (let k = 0; k < cand.length; k++) {
+        acc += p[k] / mass;
+        if (acc >= opts.topP) { keep = k + 1; break; }
+      }
+    }
+    const kept = p.slice(0, keep);
+    const total = kept.reduce((a, b) => a + b, 0);
+    let u = opts.rng() * total;
+    token = cand[keep - 1];
+    for (let k = 0; k < keep; k++) {
+      u -= kept[k];
+      if (u < 0) { token = cand[k]; break; }
+    }
+  }
+  return { token, logprob: scaled[token] - lse };
+}
+
+export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult {
+  const c = model.config;
+  const { batch, length } = o;
+  const greedy = o.greedy ?? false;
+  const pick = { greedy, temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1, rng: o.rng ?? seedrandom(String(o.seed ?? 0)) };
+  const stop = new Set(o.stopTokens ?? []);
+  const pad = o.padToken ?? c.pad_token_id;
+  const mask0 = o.attentionMask ?? new Int32Array(batch * length).fill(1);
+  const tokens: number[][] = Array.from({ length: batch }, () => []);
+  const logprobs: number[][] = Array.from({ length: batch }, () => []);
+  const done = new Array<boolean>(batch).fill(false);
+  const stopped = new Array<boolean>(batch).fill(false);
+  const useCache = o.useCache ?? true;
+  const cache = useCache ? new KVCache(c.num_hidden_layers) : null;
+  try {
+    let seqIds = o.ids;
+    let seqMask = mask0;
+    let seqLen = length;
+    let ropeDeltas: Int32Array | null = null;
+    let stepIds = o.ids;
+    for (let step = 0; step < o.maxNewTokens; step++) {
+      let logits: Float32Array;
+      if (!useCache || step === 0) {
+        const out = model.forward({ ids: seqIds, batch, length: seqLen, attentionMask: seqMask, pixelValues: o.pixelValues, grids: o.grids, cache, positions: 'last' });
+        logits = out.logits.dataSync() as Float32Array;
+        out.logits.dispose();
+        ropeDeltas = out.ropeDeltas;
+      } else {
+        const past = seqLen - 1;
+        const pos = new Int32Array(3 * batch);
+        for (let a = 0; a < 3; a++) for (let b = 0; b < batch; b++) pos[a * batch + b] = past + ropeDeltas![b];
+        const out = model.forward({ ids: stepIds, batch, length: 1, positionIds: pos, cache, keyMask: seqMask });
+        logits = out.logits.dataSync() as Float32Array;
+        out.logits.dispose();
+      }
+      const V = c.vocab_size;
+      const next = new Int32Array(batch);
+      for (let b = 0; b < batch; b++) {
+        if (done[b]) { next[b] = pad; continue; }
+        const r = pickToken(logits.subarray(b * V, (b + 1) * V), pick);
+        next[b] = r.token;
+        tokens[b].push(r.token);
+        logprobs[b].push(r.logprob);
+        if (stop.has(r.token)) { done[b] = true; stopped[b] = true; }
+      }
+      // append the new column to the running sequence
+      const ids2 = new Int32Array(batch * (seqLen + 1));
+      const mask2 = new Int32Array(batch * (seqLen + 1));
+      for (let b = 0; b < batch; b++) {
+        ids2.set(seqIds.subarray(b * seqLen, (b + 1) * seqLen), b * (seqLen + 1));
+        mask2.set(seqMask.subarray(b * seqLen, (b + 1) * seqLen), b * (seqLen + 1));
+        ids2[b * (seqLen + 1) + seqLen] = next[b];
+        mask2[b * (seqLen + 1) + seqLen] = 1;
+      }
+      seqIds = ids2;
+      seqMask = mask2;
+      seqLen += 1;
+      stepIds = next;
+      if (done.every(Boolean)) break;
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return { tokens, logprobs, stopped };
+}
+
+export interface SequenceBatch {
+  /** [B, P + R]: left-padded prompts followed by right-padded responses */
+  ids: Int32Array;
+  batch: number;
+  promptLength: number;
+  responseLength: number;
+  /** [B, P + R] attention mask (0 on both paddings) */
+  attentionMask: Int32Array;
+  pixelValues?: tf.Tensor2D | null;
+  grids?: GridTHW[];
+}
+
+/**
+ * Teacher-forced log-probs [B, R] of the response tokens (and entropies [B, R]) under
+ * softmax(logits / temperature); differentiable w.r.t. the model's trainable parameters.
+ */
+export function sequenceLogProbs(model: Qwen2_5_VL, s: SequenceBatch, opts: { temperature?: number; entropy?: boolean } = {}): { logProbs: tf.Tensor2D; entropy: tf.Tensor2D | null } {
+  const { batch, promptLength: P, responseLength: R } = s;
+  const L = P + R;
+  const V = model.config.vocab_size;
+  const t = opts.temperature ?? 1;
+  let entropy: tf.Tensor2D | null = null;
+  const logProbs = tf.tidy(() => {
+    const out = model.forward({ ids: s.ids, batch, length: L, attentionMask: s.attentionMask, pixelValues: s.pixelValues, grids: s.grids });
+    // logits at P-1 .. L-2 predict the response tokens at P .. L-1
+    const lg = tf.div(out.logits.slice([0, P - 1, 0], [batch, R, V]), t) as tf.Tensor3D;
+    const lse = tf.logSumExp(lg, -1); // [B, R]
+    const target = new Int32Array(batch * R);
+    for (let b = 0; b < batch; b++) for (let r = 0; r < R; r++) target[b * R + r] = s.ids[b * L + P + r];
+    const picked = tf.sum(tf.mul(lg, tf.oneHot(tf.tensor2d(target, [batch, R], 'int32'), V)), -1);
+    if (opts.entropy) {
+      entropy = tf.keep(tf.sub(lse, tf.sum(tf.mul(tf.softmax(lg, -1), lg), -1)) as tf.Tensor2D);
+    }
+    return tf.sub(picked, lse) as tf.Tensor2D;
+  });
+  return { logProbs, entropy };
+}

@@ -1,0 +1,210 @@
+/**
+ * Qwen2_5_VLForConditionalGeneration: the vision tower, the Qwen2.5 decoder (RMSNorm, GQA
+ * attention with q/k/v biases and M-RoPE, SwiGLU MLP) and the LM head (tied or not). Image pad
+ * tokens are replaced by vision embeddings in order. Parameter names follow the released
+ * checkpoints ('visual.*', 'model.*', 'lm_head.weight').
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { KVCache, MASK_VALUE, scaledDotProductAttention } from '../../nn/attention.ts';
+import { Embedding, Linear, RMSNorm } from '../../nn/layers.ts';
+import { GatedMlp } from '../../nn/mlp.ts';
+import { Module } from '../../nn/module.ts';
+import { applyRotary } from '../../nn/rotary.ts';
+import type { QwenConfig } from './config.ts';
+import { mropeTables, ropeIndex } from './rope.ts';
+import { QwenVision, type GridTHW } from './vision.ts';
+
+class DecoderAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+
+  constructor(parent: Module, prefix: string, c: QwenConfig) {
+    super(parent, prefix);
+    this.heads = c.num_attention_heads;
+    this.kvHeads = c.num_key_value_heads;
+    this.headDim = c.hidden_size / c.num_attention_heads;
+    this.q_proj = new Linear(this, 'q_proj', c.hidden_size, this.heads * this.headDim);
+    this.k_proj = new Linear(this, 'k_proj', c.hidden_size, this.kvHeads * this.headDim);
+    this.v_proj = new Linear(this, 'v_proj', c.hidden_size, this.kvHeads * this.headDim);
+    this.o_proj = new Linear(this, 'o_proj', this.heads * this.headDim, c.hidden_size, { bias: false });
+  }
+
+  /** x [B, L, D]; cos/sin [B, 1, L, d]; mask additive [B, 1, L, Lk]; cache: past keys/values of this layer */
+  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache: KVCache | null, layer: number): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [b, l] = x.shape;
+      const split = (t: tf.Tensor, h: number) => tf.transpose(t.reshape([b, l, h, this.headDim]), [0, 2, 1, 3]) as tf.Tensor4D;
+      const q = applyRotary(split(this.q_proj.forward(x), this.heads), cos, sin) as tf.Tensor4D;
+      let k = applyRotary(split(this.k_proj.forward(x), this.kvHeads), cos, sin) as tf.Tensor4D;
+      let v = split(this.v_proj.forward(x), this.kvHeads);
+      if (cache) [k, v] = cache.update(layer, k, v);
+      const o = scaledDotProductAttention(q, k, v, { mask });
+      return this.o_proj.forward(tf.transpose(o, [0, 2, 1, 3]).reshape([b, l, this.heads * this.headDim])) as tf.Tensor3D;
+    });
+  }
+}
+
+class DecoderLayer extends Module {
+  readonly self_attn: DecoderAttention;
+  readonly mlp: GatedMlp;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+
+  constructor(parent: Module, prefix: string, c: QwenConfig) {
+    super(parent, prefix);
+    this.self_attn = new DecoderAttention(this, 'self_attn', c);
+    this.mlp = new GatedMlp(this, 'mlp', c.hidden_size, c.intermediate_size, { act: c.hidden_act });
+    this.input_layernorm = new RMSNorm(this, 'input_layernorm', c.hidden_size, { eps: c.rms_norm_eps });
+    this.post_attention_layernorm = new RMSNorm(this, 'post_attention_layernorm', c.hidden_size, { eps: c.rms_norm_eps });
+  }
+
+  forward(x: tf.Tensor3D, cos: tf.Tensor, sin: tf.Tensor, mask: tf.Tensor, cache: KVCache | null, layer: number): tf.Tensor3D {
+    return tf.tidy(() => {
+      const h = tf.add(x, this.self_attn.forward(this.input_layernorm.forward(x) as tf.Tensor3D, cos, sin, mask, cache, layer)) as tf.Tensor3D;
+      return tf.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h))) as tf.Tensor3D;
+    });
+  }
+}
+
+/** The decoder stack under 'model.*'. */
+class TextModel extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: DecoderLayer[];
+  readonly norm: RMSNorm;
+
+  constructor(parent: Module, prefix: string, c: QwenConfig) {
+    super(parent, prefix);
+    this.embed_tokens = new Embedding(this, 'embed_tokens', c.vocab_size, c.hidden_size);
+    this.layers = Array.from({ length: c.num_hidden_layers }, (_, i) => new DecoderLayer(this, `layers.${i}`, c));
+    this.norm = new RMSNorm(this, 'norm', c.hidden_size, { eps: c.rms_norm_eps });
+  }
+}
+
+export interface ForwardInputs {
+  /** [B, L] int32 */
+  ids: Int32Array;
+  batch: number;
+  length: number;
+  /** [B, L] 1 = token, 0 = left pad; null = all ones */
+  attentionMask?: Int32Array | null;
+  /** [N, C*T*P*P] processor output, consumed by image pad tokens in order */
+  pixelValues?: tf.Tensor2D | null;
+  grids?: GridTHW[];
+  /** [3, B, L]: computed (get_rope_index) when absent */
+  positionIds?: Int32Array;
+  cache?: KVCache | null;
+  /**
+   * keys' padding mask for the whole cached sequence [B, past + L] when decoding with a cache
+   * (the prompt's left padding stays masked)
+   */
+  keyMask?: Int32Array | null;
+  /** return hidden states of these positions only: 'last' or all */
+  positions?: 'all' | 'last';
+}
+
+export interface ForwardOutput {
+  /** [B, L, V] or [B, V] */
+  logits: tf.Tensor;
+  ropeDeltas: Int32Array;
+}
+
+export class Qwen2_5_VL extends Module {
+  readonly visual: QwenVision;
+  readonly model: TextModel;
+  readonly lm_head: Linear | null;
+  readonly config: QwenConfig;
+
+  constructor(config: QwenConfig) {
+    super(null, '');
+    this.config = config;
+    this.visual = new QwenVision(this, 'visual', config.vision_config);
+    this.model = new TextModel(this, 'model', config);
+    this.lm_head = config.tie_word_embeddings ? null : new Linear(this, 'lm_head', config.hidden_size, config.vocab_size, { bias: false });
+  }
+
+  /** Input embeddings [B, L, D] with image pad tokens replaced by the vision tower's output. */
+  embed(ids: Int32Array, batch: number, length: number, pixelValues: tf.Tensor2D | null | undefined, grids: GridTHW[]): tf.Tensor3D {
+    return tf.tidy(() => {
+      const c = this.config;
+      for (const id of ids) if (id < 0 || id >= c.vocab_size) throw new Error(`qwen: token id ${id} outside the vocabulary of ${c.vocab_size}`);
+      const idT = tf.tensor2d(ids, [batch, length], 'int32');
+      let emb = this.model.embed_tokens.forward(idT) as tf.Tensor3D;
+      const slots: number[] = [];
+      ids.forEach((id, i) => { if (id === c.image_token_id) slots.push(i); });
+      if (!pixelValues) {
+        if (slots.length) throw new Error(`qwen: ${slots.length} image tokens but no pixel_values`);
+        return emb;
+      }
+      const img = this.visual.forward(pixelValues, grids); // [n, D]
+      if (img.shape[0] !== slots.length) throw new Error(`qwen: image features and image tokens do not match: tokens ${slots.length}, features ${img.shape[0]}`);
+      // scatter rows: gather from [text rows ; image rows] by a source index
+      const flat = emb.reshape([batch * length, c.hidden_size]);
+      const src = new Int32Array(batch * length);
+      for (let i = 0; i < src.length; i++) src[i] = i;
+      slots.forEach((s, k) => (src[s] = batch * length + k));
+      emb = tf.gather(tf.concat([flat, img], 0), tf.tensor1d(src, 'int32')).reshape([batch, length, c.hidden_size]) as tf.Tensor3D;
+      return emb;
+    });
+  }
+
+  /**
+   * One forward pass. Without a cache it is a full (prefill / teacher-forced) pass; with a cache it
+   * appends the new positions to it. Returns logits for every position or only the last.
+   */
+  forward(inp: ForwardInputs): ForwardOutput {
+    const c = this.config;
+    const { batch, length } = inp;
+    const grids = inp.grids ?? [];
+    let positionIds = inp.positionIds;
+    let ropeDeltas = new Int32Array(batch);
+    if (!positionIds) {
+      const r = ropeIndex(inp.ids, inp.attentionMask ?? null, batch, length, inp.pixelValues ? grids : [], c);
+      positionIds = r.positionIds;
+      ropeDeltas = r.ropeDeltas;
+    }
+    const logits = tf.tidy(() => {
+      let h = this.embed(inp.ids, batch, length, inp.pixelValues, grids);
+      const { cos, sin } = mropeTables(positionIds!, batch, length, c);
+      const past = inp.cache?.length ?? 0;
+      const keyMask = inp.keyMask ?? inp.attentionMask ?? null;
+      const mask = decoderMask(batch, length, past, keyMask);
+      this.model.layers.forEach((layer, i) => {
+        h = layer.forward(h, cos, sin, mask, inp.cache ?? null, i);
+      });
+      let out = this.model.norm.forward(h) as tf.Tensor3D;
+      if (inp.positions === 'last') out = out.slice([0, length - 1, 0], [batch, 1, c.hidden_size]);
+      const lg = this.lmHead(out);
+      return inp.positions === 'last' ? lg.reshape([batch, c.vocab_size]) : lg;
+    });
+    return { logits, ropeDeltas };
+  }
+
+  /** hidden [B, L, D] -> logits [B, L, V] */
+  lmHead(hidden: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      if (this.lm_head) return this.lm_head.forward(hidden) as tf.Tensor3D;
+      const [b, l, d] = hidden.shape;
+      return tf.matMul(hidden.reshape([b * l, d]), this.model.embed_tokens.weight as tf.Tensor2D, false, true).reshape([b, l, this.config.vocab_size]) as tf.Tensor3D;
+    });
+  }
+}
+
+/**
+ * The additive mask [B, 1, L, past + L]: causal over the whole (cached + new) sequence, and
+ * padded keys masked. A row with no visible key keeps the minimum everywhere (uniform weights),
+ * as the reference's masks do.
+ */
+export function decoderMask(batch: number, length: number, past: number, keyMask: Int32Array | null): tf.Tensor4D {
+  const lk = past + length;
+  const m = new Float32Array(batch * length * lk);
+  for (let b = 0; b < batch; b++) for (let i = 0; i < length; i++) for (let j = 0; j < lk; j++) {
+    const padded = keyMask ? keyMask[b * lk + j] === 0 : false;
+    if (j > past + i || padded) m[(b * length + i) * lk + j] = MASK_VALUE;
+  }
+  return tf.tensor4d(m, [batch, 1, length, lk]);
+}
