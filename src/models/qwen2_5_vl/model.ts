@@ -161,7 +161,7 @@ export class Qwen2_5_VL extends Module {
     const { batch, length } = inp;
     const grids = inp.grids ?? [];
     let positionIds = inp.positionIds;
-    let ropeDeltas = new Int32Array(batch);
+    let ropeDeltas: Int32Array = new Int32Array(batch);
     if (!positionIds) {
       const r = ropeIndex(inp.ids, inp.attentionMask ?? null, batch, length, inp.pixelValues ? grids : [], c);
       positionIds = r.positionIds;
