@@ -8,6 +8,9 @@ import { initBackend } from '../src/backend.ts';
 import { VIT_B_32 } from '../src/models/clip/config.ts';
 import { ClipModel } from '../src/models/clip/model.ts';
 import { matmulGflops, timeMs } from '../src/util/timing.ts';
+import { QWEN2_5_VL_3B, type QwenConfig } from '../src/models/qwen2_5_vl/config.ts';
+import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
+import { generate } from '../src/models/qwen2_5_vl/generate.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
 const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -40,6 +43,29 @@ if (want('clip')) {
     const msT = await timeMs(() => { tf.tidy(() => { m.encodeText(ids).dataSync(); }); }, { reps: 5 });
     ids.dispose();
     console.log(`clip ViT-B/32 batch ${b}: image encode ${msI.toFixed(0)} ms, text encode (77 tokens) ${msT.toFixed(0)} ms`);
+  }
+  m.dispose();
+}
+
+if (want('qwen')) {
+  // a ~0.5B-parameter decoder: Qwen2.5-0.5B's text sizes (vocab trimmed to fit the wasm heap), a small vision tower
+  const vocab = Number(process.env.BENCH_QWEN_VOCAB ?? 32768);
+  const cfg: QwenConfig = {
+    ...QWEN2_5_VL_3B, vocab_size: vocab, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
+    num_key_value_heads: 2, mrope_section: [16, 24, 24], tie_word_embeddings: true,
+    vision_config: { ...QWEN2_5_VL_3B.vision_config, depth: 2, hidden_size: 64, intermediate_size: 128, num_heads: 2, out_hidden_size: 896 },
+  };
+  const m = new Qwen2_5_VL(cfg);
+  const params = [...m.model.namedParameters().values()].reduce((a, v) => a + v.size, 0);
+  const prompt = 128;
+  const ids = Int32Array.from({ length: prompt }, (_, i) => (i * 7919) % vocab);
+  const pre = await timeMs(() => { const o = m.forward({ ids, batch: 1, length: prompt, positions: 'last' }); o.logits.dataSync(); o.logits.dispose(); }, { reps: 3 });
+  console.log(`qwen decoder ${(params / 1e6).toFixed(0)}M params (vocab ${vocab}): prefill ${prompt} tokens ${pre.toFixed(0)} ms = ${(prompt / pre * 1000).toFixed(1)} tokens/s`);
+  for (const useCache of [true, false]) {
+    const n = 16;
+    const ms = await timeMs(() => { generate(m, { ids, batch: 1, length: prompt, maxNewTokens: n, greedy: true, useCache }); }, { reps: 1, warmup: 0 });
+    const decode = (ms - pre) / (n - 1);
+    console.log(`qwen decode ${useCache ? 'with' : 'without'} cache: ${decode.toFixed(0)} ms/token = ${(1000 / decode).toFixed(2)} tokens/s (batch 1, prompt ${prompt})`);
   }
   m.dispose();
 }

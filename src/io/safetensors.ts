@@ -133,8 +133,14 @@ export class SafetensorsFile implements TensorSource {
   }
 }
 
-/** A tensor to write: a tfjs tensor (its dtype decides F32/I32/BOOL unless `dtype` says) or raw data. */
-export type WritableTensor = tf.Tensor | { dtype: StorageDtype; shape: number[]; data: ArrayLike<number> };
+/**
+ * A tensor to write: a tfjs tensor (its dtype decides F32/I32/BOOL unless `dtype` says), values,
+ * or already-encoded bytes produced on demand (so a converter holds one tensor at a time).
+ */
+export type WritableTensor =
+  | tf.Tensor
+  | { dtype: StorageDtype; shape: number[]; data: ArrayLike<number> }
+  | { dtype: StorageDtype; shape: number[]; bytes: () => Uint8Array };
 
 function defaultDtype(t: tf.Tensor): StorageDtype {
   if (t.dtype === 'float32') return 'F32';
@@ -156,25 +162,36 @@ export function writeSafetensors(
   entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (opts.metadata) header.__metadata__ = opts.metadata;
-  const plan: { key: string; dtype: StorageDtype; shape: number[]; get: () => ArrayLike<number> }[] = [];
+  const plan: { key: string; dtype: StorageDtype; shape: number[]; get: () => ArrayLike<number>; raw?: () => Uint8Array }[] = [];
   let offset = 0;
   for (const [key, t] of entries) {
     let dtype: StorageDtype;
     let shape: number[];
-    let get: () => ArrayLike<number>;
+    let get: () => ArrayLike<number> = () => [];
+    let raw: (() => Uint8Array) | undefined;
     if (t instanceof tf.Tensor) {
       dtype = t.dtype === 'float32' && opts.dtype ? opts.dtype : defaultDtype(t);
       shape = t.shape.slice();
       get = () => t.dataSync() as ArrayLike<number>;
+    } else if ('bytes' in t) {
+      dtype = t.dtype;
+      shape = t.shape.slice();
+      const want = numel(shape) * DTYPE_BYTES[dtype];
+      raw = () => {
+        const b = t.bytes();
+        if (b.byteLength !== want) throw new WeightError(file, key, `${b.byteLength} bytes for ${dtype}${JSON.stringify(shape)} (need ${want})`);
+        return b;
+      };
     } else {
       dtype = t.dtype;
       shape = t.shape.slice();
-      if (t.data.length !== numel(shape)) throw new WeightError(file, key, `${t.data.length} values for shape ${JSON.stringify(shape)}`);
-      get = () => t.data;
+      const data = t.data;
+      if (data.length !== numel(shape)) throw new WeightError(file, key, `${data.length} values for shape ${JSON.stringify(shape)}`);
+      get = () => data;
     }
     const bytes = numel(shape) * DTYPE_BYTES[dtype];
     header[key] = { dtype, shape, data_offsets: [offset, offset + bytes] };
-    plan.push({ key, dtype, shape, get });
+    plan.push({ key, dtype, shape, get, raw });
     offset += bytes;
   }
   let json = JSON.stringify(header);
@@ -186,7 +203,7 @@ export function writeSafetensors(
   writeStreamAtomic(file, append => {
     append(len);
     append(hbytes);
-    for (const p of plan) append(encode(p.get(), p.dtype));
+    for (const p of plan) append(p.raw ? p.raw() : encode(p.get(), p.dtype));
   });
 }
 

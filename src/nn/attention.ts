@@ -14,7 +14,8 @@ export function repeatKv(x: tf.Tensor4D, n: number): tf.Tensor4D {
   if (n === 1) return x;
   return tf.tidy(() => {
     const [b, h, l, d] = x.shape;
-    return tf.tile(x.reshape([b, h, 1, l, d]), [1, 1, n, 1, 1]).reshape([b, h * n, l, d]) as tf.Tensor4D;
+    // rank-4 tile (tfjs has no rank-5 tile gradient): [B, Hkv, 1, L*D] -> [B, Hkv, n, L*D]
+    return tf.tile(x.reshape([b, h, 1, l * d]), [1, 1, n, 1]).reshape([b, h * n, l, d]) as tf.Tensor4D;
   });
 }
 

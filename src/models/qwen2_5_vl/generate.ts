@@ -32,6 +32,8 @@ export interface GenerateOptions {
   /** token fed to finished rows (default: the config's pad token) */
   padToken?: number;
   useCache?: boolean;
+  /** called after every decoding step (for progress and memory checks) */
+  onStep?: (step: number) => void;
 }
 
 export interface GenerateResult {
@@ -139,6 +141,7 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
       seqMask = mask2;
       seqLen += 1;
       stepIds = next;
+      o.onStep?.(step);
       if (done.every(Boolean)) break;
     }
   } finally {

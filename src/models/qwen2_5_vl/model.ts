@@ -160,6 +160,9 @@ export class Qwen2_5_VL extends Module {
     const c = this.config;
     const { batch, length } = inp;
     const grids = inp.grids ?? [];
+    const total = (inp.cache?.length ?? 0) + length;
+    if (total > c.max_position_embeddings) throw new Error(`qwen: ${total} positions exceed max_position_embeddings ${c.max_position_embeddings} (prompt too long)`);
+    if (inp.ids.length !== batch * length) throw new Error(`qwen: ${inp.ids.length} ids for batch ${batch} x length ${length}`);
     let positionIds = inp.positionIds;
     let ropeDeltas: Int32Array = new Int32Array(batch);
     if (!positionIds) {
