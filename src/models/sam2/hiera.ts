@@ -1,0 +1,212 @@
+/**
+ * SAM2's image encoder: the Hiera trunk (multi-scale blocks, q-pooling between stages, windowed
+ * and global attention, window positional embedding over an interpolated background embedding)
+ * and the FPN neck. Names follow the checkpoint (`image_encoder.trunk.*`, `image_encoder.neck.*`).
+ * Tensors are NHWC inside the trunk, NCHW at its outputs, as in the reference.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { scaledDotProductAttention } from '../../nn/attention.ts';
+import { interpolate } from '../../nn/interpolate.ts';
+import { Conv2d, LayerNorm, Linear } from '../../nn/layers.ts';
+import { Mlp } from '../../nn/mlp.ts';
+import { Module } from '../../nn/module.ts';
+import type { HieraConfig, NeckConfig } from './config.ts';
+
+/** [B, H, W, C] -> windows [B * nW, ws, ws, C], zero-padded to multiples of ws */
+function windowPartition(x: tf.Tensor4D, ws: number): { windows: tf.Tensor4D; hp: number; wp: number } {
+  const [b, h, w, c] = x.shape;
+  const ph = (ws - (h % ws)) % ws;
+  const pw = (ws - (w % ws)) % ws;
+  const xp = ph || pw ? tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]]) : x;
+  const hp = h + ph;
+  const wp = w + pw;
+  const windows = tf.transpose(xp.reshape([b, hp / ws, ws, wp / ws, ws, c]), [0, 1, 3, 2, 4, 5]).reshape([-1, ws, ws, c]) as tf.Tensor4D;
+  return { windows, hp, wp };
+}
+
+function windowUnpartition(windows: tf.Tensor4D, ws: number, hp: number, wp: number, h: number, w: number): tf.Tensor4D {
+  const c = windows.shape[3];
+  const b = windows.shape[0] / ((hp * wp) / ws / ws);
+  let x = tf.transpose(windows.reshape([b, hp / ws, wp / ws, ws, ws, c]), [0, 1, 3, 2, 4, 5]).reshape([b, hp, wp, c]) as tf.Tensor4D;
+  if (hp > h || wp > w) x = x.slice([0, 0, 0, 0], [b, h, w, c]);
+  return x;
+}
+
+const maxPool2 = (x: tf.Tensor4D) => tf.maxPool(x, 2, 2, 'valid');
+
+class MultiScaleAttention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  readonly heads: number;
+  readonly qPool: boolean;
+
+  constructor(parent: Module, prefix: string, dim: number, dimOut: number, heads: number, qPool: boolean) {
+    super(parent, prefix);
+    this.heads = heads;
+    this.qPool = qPool;
+    this.qkv = new Linear(this, 'qkv', dim, dimOut * 3);
+    this.proj = new Linear(this, 'proj', dimOut, dimOut);
+  }
+
+  /** x [B, H, W, C] -> [B, H', W', dimOut] */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [b, h, w] = x.shape;
+      const qkv = this.qkv.forward(x).reshape([b, h * w, 3, this.heads, -1]);
+      const d = qkv.shape[4] as number;
+      let [q, k, v] = tf.unstack(qkv, 2); // [B, HW, heads, d]
+      let ho = h;
+      let wo = w;
+      if (this.qPool) {
+        const pooled = maxPool2(q.reshape([b, h, w, this.heads * d]) as tf.Tensor4D);
+        [ho, wo] = [pooled.shape[1] as number, pooled.shape[2] as number];
+        q = pooled.reshape([b, ho * wo, this.heads, d]);
+      }
+      const t = (z: tf.Tensor) => tf.transpose(z, [0, 2, 1, 3]) as tf.Tensor4D;
+      const o = tf.transpose(scaledDotProductAttention(t(q), t(k), t(v)), [0, 2, 1, 3]).reshape([b, ho, wo, this.heads * d]);
+      return this.proj.forward(o) as tf.Tensor4D;
+    });
+  }
+}
+
+class MultiScaleBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: MultiScaleAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  readonly proj: Linear | null;
+  readonly windowSize: number;
+  readonly qStride: boolean;
+
+  constructor(parent: Module, prefix: string, dim: number, dimOut: number, heads: number, windowSize: number, qStride: boolean) {
+    super(parent, prefix);
+    this.windowSize = windowSize;
+    this.qStride = qStride;
+    this.norm1 = new LayerNorm(this, 'norm1', dim, { eps: 1e-6 });
+    this.attn = new MultiScaleAttention(this, 'attn', dim, dimOut, heads, qStride);
+    this.norm2 = new LayerNorm(this, 'norm2', dimOut, { eps: 1e-6 });
+    this.mlp = new Mlp(this, 'mlp', dimOut, dimOut * 4, { act: 'gelu', names: ['layers.0', 'layers.1'] });
+    this.proj = dim !== dimOut ? new Linear(this, 'proj', dim, dimOut) : null;
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      let shortcut = x;
+      let h = this.norm1.forward(x) as tf.Tensor4D;
+      if (this.proj) {
+        shortcut = this.proj.forward(h) as tf.Tensor4D;
+        if (this.qStride) shortcut = maxPool2(shortcut);
+      }
+      let ws = this.windowSize;
+      const [H, W] = [h.shape[1], h.shape[2]];
+      let pad = { hp: H, wp: W };
+      if (ws > 0) {
+        const p = windowPartition(h, ws);
+        h = p.windows;
+        pad = { hp: p.hp, wp: p.wp };
+      }
+      h = this.attn.forward(h);
+      let [oh, ow] = [H, W];
+      if (this.qStride) {
+        ws = Math.floor(this.windowSize / 2);
+        [oh, ow] = [shortcut.shape[1], shortcut.shape[2]];
+        if (ws > 0) pad = { hp: oh + ((ws - (oh % ws)) % ws), wp: ow + ((ws - (ow % ws)) % ws) };
+      }
+      if (this.windowSize > 0) h = windowUnpartition(h, ws, pad.hp, pad.wp, oh, ow);
+      const y = tf.add(shortcut, h) as tf.Tensor4D;
+      return tf.add(y, this.mlp.forward(this.norm2.forward(y))) as tf.Tensor4D;
+    });
+  }
+}
+
+export class Hiera extends Module {
+  readonly patch_embed: Conv2d;
+  readonly pos_embed: tf.Variable; // [1, C, bh, bw]
+  readonly pos_embed_window: tf.Variable; // [1, C, ws0, ws0]
+  readonly blocks: MultiScaleBlock[];
+  readonly stageEnds: number[];
+  readonly channels: number[];
+
+  constructor(parent: Module | null, prefix: string, c: HieraConfig) {
+    super(parent, prefix);
+    const qPool = c.q_pool ?? 3;
+    const dimMul = c.dim_mul ?? 2;
+    const headMul = c.head_mul ?? 2;
+    let dim = c.embed_dim;
+    let heads = c.num_heads;
+    this.patch_embed = new Conv2d(this, 'patch_embed.proj', 3, dim, 7, { stride: 4, padding: 3 });
+    this.pos_embed = this.param('pos_embed', [1, dim, ...c.window_pos_embed_bkg_spatial_size], { normal: 0.02 });
+    this.pos_embed_window = this.param('pos_embed_window', [1, dim, c.window_spec[0], c.window_spec[0]], { normal: 0.02 });
+    const depth = c.stages.reduce((a, b) => a + b, 0);
+    this.stageEnds = c.stages.map((_, i) => c.stages.slice(0, i + 1).reduce((a, b) => a + b, 0) - 1);
+    const qPoolBlocks = this.stageEnds.slice(0, -1).map(x => x + 1).slice(0, qPool);
+    this.blocks = [];
+    let stage = 1;
+    for (let i = 0; i < depth; i++) {
+      let dimOut = dim;
+      // the first block of a stage still uses the previous stage's window size, as the reference does
+      let ws = c.window_spec[stage - 1];
+      if (c.global_att_blocks.includes(i)) ws = 0;
+      if (this.stageEnds.includes(i - 1)) {
+        dimOut = Math.trunc(dim * dimMul);
+        heads = Math.trunc(heads * headMul);
+        stage++;
+      }
+      this.blocks.push(new MultiScaleBlock(this, `blocks.${i}`, dim, dimOut, heads, ws, qPoolBlocks.includes(i)));
+      dim = dimOut;
+    }
+    this.channels = [...this.stageEnds].reverse().map(i => this.blocks[i].attn.proj.outFeatures);
+  }
+
+  /** pixels [B, 3, S, S] -> features per stage, NCHW, highest resolution first */
+  forward(pixels: tf.Tensor4D): tf.Tensor4D[] {
+    return tf.tidy(() => {
+      let x = tf.transpose(this.patch_embed.forward(pixels), [0, 2, 3, 1]) as tf.Tensor4D; // [B, h, w, C]
+      const [, h, w] = x.shape;
+      const ws = this.pos_embed_window.shape[2] as number;
+      if (h % ws || w % ws) throw new Error(`hiera: feature map ${h}x${w} is not a multiple of the window ${ws} (image size must be a multiple of ${4 * ws})`);
+      const bg = interpolate(this.pos_embed as tf.Tensor4D, h, w, 'bicubic');
+      const pe = tf.add(bg, tf.tile(this.pos_embed_window, [1, 1, h / ws, w / ws]));
+      x = tf.add(x, tf.transpose(pe, [0, 2, 3, 1])) as tf.Tensor4D;
+      const outs: tf.Tensor4D[] = [];
+      this.blocks.forEach((blk, i) => {
+        x = blk.forward(x);
+        if (this.stageEnds.includes(i)) outs.push(tf.transpose(x, [0, 3, 1, 2]) as tf.Tensor4D);
+      });
+      return outs;
+    });
+  }
+}
+
+/** FPN neck: 1x1 lateral convs, top-down nearest upsampling at fpn_top_down_levels, sum fusion. */
+export class FpnNeck extends Module {
+  readonly convs: Conv2d[];
+  readonly config: NeckConfig;
+
+  constructor(parent: Module | null, prefix: string, c: NeckConfig) {
+    super(parent, prefix);
+    this.config = c;
+    this.convs = c.backbone_channel_list.map((ch, i) => new Conv2d(this, `convs.${i}.conv`, ch, c.d_model, 1));
+  }
+
+  /** trunk features (highest resolution first) -> FPN features, same order, scalp levels dropped from the end */
+  forward(xs: tf.Tensor4D[]): tf.Tensor4D[] {
+    return tf.tidy(() => {
+      const n = this.convs.length - 1;
+      if (xs.length !== this.convs.length) throw new Error(`fpn: ${xs.length} trunk levels for ${this.convs.length} convs`);
+      const out: tf.Tensor4D[] = new Array(xs.length);
+      let prev: tf.Tensor4D | null = null;
+      for (let i = n; i >= 0; i--) {
+        const lateral = this.convs[n - i].forward(xs[i]);
+        if (this.config.fpn_top_down_levels.includes(i) && prev) {
+          const [, , h, w] = prev.shape;
+          const mode = this.config.fpn_interp_model === 'nearest' ? 'nearest' : 'bilinear';
+          prev = tf.add(lateral, interpolate(prev, h * 2, w * 2, mode, 2)) as tf.Tensor4D;
+        } else prev = lateral;
+        out[i] = prev;
+      }
+      return this.config.scalp > 0 ? out.slice(0, out.length - this.config.scalp) : out;
+    });
+  }
+}
+
