@@ -11,6 +11,8 @@ import { matmulGflops, timeMs } from '../src/util/timing.ts';
 import { QWEN2_5_VL_3B, type QwenConfig } from '../src/models/qwen2_5_vl/config.ts';
 import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { generate } from '../src/models/qwen2_5_vl/generate.ts';
+import { SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/config.ts';
+import { Sam2Image } from '../src/models/sam2/model.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
 const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -68,4 +70,25 @@ if (want('qwen')) {
     console.log(`qwen decode ${useCache ? 'with' : 'without'} cache: ${decode.toFixed(0)} ms/token = ${(1000 / decode).toFixed(2)} tokens/s (batch 1, prompt ${prompt})`);
   }
   m.dispose();
+}
+
+if (want('sam2')) {
+  for (const [name, cfg] of [['hiera-tiny', SAM2_HIERA_T], ['hiera-large', SAM2_HIERA_L]] as const) {
+    const m = new Sam2Image(cfg);
+    const px = tf.randomNormal([1, 3, 1024, 1024]) as tf.Tensor4D;
+    let feats = m.encodeImage(px);
+    tf.dispose([feats.imageEmbed, feats.highRes0, feats.highRes1]);
+    const enc = await timeMs(() => {
+      feats = m.encodeImage(px);
+      feats.imageEmbed.dataSync();
+      tf.dispose([feats.imageEmbed, feats.highRes0, feats.highRes1]);
+    }, { reps: 1, warmup: 0 });
+    feats = m.encodeImage(px);
+    const boxes = tf.tensor2d([[100, 120, 600, 700]]);
+    const pts = tf.tensor3d([[[300, 400], [350, 420]]]);
+    const dec = await timeMs(() => { tf.tidy(() => { m.decode(feats, { boxes, pointCoords: pts, pointLabels: Int32Array.from([1, 1]) }, true).lowResMasks.dataSync(); }); }, { reps: 5 });
+    console.log(`sam2 ${name} @1024: encode ${enc.toFixed(0)} ms, decode (box + 2 points, multimask) ${dec.toFixed(0)} ms, ${(m.parameterCount() / 1e6).toFixed(1)}M image-path params`);
+    tf.dispose([px, boxes, pts, feats.imageEmbed, feats.highRes0, feats.highRes1]);
+    m.dispose();
+  }
 }

@@ -21,7 +21,7 @@ export function loadSam2Weights(model: Sam2Image, src: TensorSource): LoadReport
   const t = model.config.trunk;
   return model.load(src, {
     ignore: isVideoOnlyKey,
-    where: `${src.path} (a checkpoint for hiera embed_dim ${t.embed_dim}, stages [${t.stages}]?)`,
+    where: `${src.path} (loaded as hiera embed_dim ${t.embed_dim}, stages [${t.stages}]: is it a checkpoint of this size?)`,
   });
 }
 

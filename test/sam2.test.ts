@@ -1,0 +1,108 @@
+import './helpers/setup.ts';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { SafetensorsFile } from '../src/io/safetensors.ts';
+import { sam2ConfigFrom, SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/config.ts';
+import { convertSam2 } from '../src/models/sam2/convert.ts';
+import { Sam2Image } from '../src/models/sam2/model.ts';
+import { sinePositionEncoding } from '../src/models/sam2/position_encoding.ts';
+import { Sam2Predictor } from '../src/models/sam2/predictor.ts';
+import { configForCheckpoint, loadSam2 } from '../src/models/sam2/weights.ts';
+import { interpolationMatrix } from '../src/nn/interpolate.ts';
+import type { ImageU8 } from '../src/io/resample.ts';
+import { FIXTURES } from './helpers/setup.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-sam2-'));
+const fixture = (n: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, n, 'fixture.json'), 'utf8'));
+
+function fixtureImage(n: string): ImageU8 {
+  const t = SafetensorsFile.open(path.join(FIXTURES, n, 'tensors.safetensors'));
+  const r = t.read('image/u8');
+  t.close();
+  return { height: r.shape[0], width: r.shape[1], channels: 3, data: r.data as Uint8Array };
+}
+
+test('converter round-trip: the official .pt becomes safetensors that predict the same masks', () => {
+  const f = fixture('sam2-tiny-pt');
+  const cfg = sam2ConfigFrom(f.config);
+  const out = path.join(tmp, 'sam2-tiny');
+  const r = convertSam2({ from: path.join(FIXTURES, 'sam2-tiny-pt', 'weights.pt'), out, config: cfg });
+  assert.ok(r.ignored > 0, 'video-only tensors are left out');
+  const a = loadSam2(out);
+  const b = loadSam2(path.join(FIXTURES, 'sam2-tiny-pt', 'weights.pt'), cfg);
+  const img = fixtureImage('sam2-tiny-pt');
+  const pa = new Sam2Predictor(a);
+  const pb = new Sam2Predictor(b);
+  pa.setImage(img);
+  pb.setImage(img);
+  const box = [10, 12, 60, 70];
+  const ra = pa.predict({ box, multimask: true });
+  const rb = pb.predict({ box, multimask: true });
+  assert.equal(ra.scores, rb.scores);
+  assert.equal(Array.from(ra.masks[0]), Array.from(rb.masks[0]));
+  pa.dispose(); pb.dispose(); a.dispose(); b.dispose();
+});
+
+test('a checkpoint of another model size is refused with the mismatched keys', () => {
+  const f = fixture('sam2-tiny-st');
+  const wrong = sam2ConfigFrom({ ...f.config, trunk: { ...f.config.trunk, embed_dim: 12 }, neck: { ...f.config.neck, backbone_channel_list: [96, 48, 24, 12] } });
+  assert.throws(() => loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors'), wrong), /loaded as hiera embed_dim 12, stages \[1,1,4,1\]: is it a checkpoint of this size\?\): weights do not fit the model: shape mismatch 98 \(image_encoder\.neck\.convs\.0\.conv\.weight: expected \[32,96,1,1\], got \[32,64,1,1\]/);
+  assert.is(configForCheckpoint('/x/sam2.1_hiera_large.pt'), SAM2_HIERA_L);
+  assert.is(configForCheckpoint('sam2_hiera_tiny.pt'), SAM2_HIERA_T);
+});
+
+test('predictor: many prompts on one encoding, errors for no prompt and prompts outside the image, no leaks', () => {
+  const f = fixture('sam2-tiny-st');
+  const m = loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors'), sam2ConfigFrom(f.config));
+  const p = new Sam2Predictor(m);
+  assert.throws(() => p.predict({ box: [0, 0, 5, 5] }), /call setImage before predict/);
+  const img = fixtureImage('sam2-tiny-st');
+  p.setImage(img);
+  const before = tf.memory().numTensors;
+  const r1 = p.predict({ box: [5, 5, 40, 40], points: [[20, 20], [30, 30]], labels: [1, 1], multimask: true });
+  const r2 = p.predict({ points: [[10, 10]], labels: [1], multimask: false });
+  assert.is(tf.memory().numTensors, before, 'predict leaks nothing');
+  assert.is(r1.masks.length, 3);
+  assert.is(r2.masks.length, 1);
+  assert.is(r1.masks[0].length, img.width * img.height);
+  assert.throws(() => p.predict({}), /no prompt/);
+  assert.throws(() => p.predict({ box: [0, 0, img.width + 5, 10] }), /lies outside the \d+x\d+ image/);
+  assert.throws(() => p.predict({ points: [[-1, 3]], labels: [1] }), /point \[-1,3\] lies outside/);
+  assert.throws(() => p.predict({ points: [[1, 3]], labels: [] }), /need as many labels/);
+  p.dispose();
+  m.dispose();
+});
+
+test('interpolation matrices: rows sum to one and bicubic uses A = -0.75', () => {
+  for (const mode of ['bicubic', 'bilinear', 'bilinear-aa', 'nearest'] as const) {
+    const m = interpolationMatrix(7, 16, mode);
+    for (let r = 0; r < 16; r++) {
+      let s = 0;
+      for (let c = 0; c < 7; c++) s += m[r * 7 + c];
+      assert.ok(Math.abs(s - 1) < 1e-6, `${mode} row ${r} sums to ${s}`);
+    }
+  }
+  // upsampling x2 at output 1: source 0.25 -> taps at -1..2 with t = 0.25
+  const m = interpolationMatrix(4, 8, 'bicubic');
+  const t = 0.25;
+  const a = -0.75;
+  const w1 = ((a + 2) * t - (a + 3)) * t * t + 1;
+  assert.ok(Math.abs(m[1 * 4 + 0] - (((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a + w1)) < 1e-6);
+});
+
+test('sine position encoding: sin/cos of normalised positions, y block first', () => {
+  const pe = sinePositionEncoding(2, 4, 8).arraySync()[0];
+  const scale = 2 * Math.PI;
+  // channel 0: sin(y_embed / 1), y_embed = 1 / (2 + 1e-6) * 2π for row 0
+  assert.ok(Math.abs(pe[0][0][0] - Math.sin((1 / (2 + 1e-6)) * scale)) < 1e-5);
+  // channel 1: cos of the same argument (dim_t pairs share a temperature power)
+  assert.ok(Math.abs(pe[1][1][3] - Math.cos((2 / (2 + 1e-6)) * scale)) < 1e-5);
+  // channel 4 (x block): sin(x_embed), column 3 -> 4 / (4 + 1e-6) * 2π
+  assert.ok(Math.abs(pe[4][0][3] - Math.sin((4 / (4 + 1e-6)) * scale)) < 1e-5);
+});
+
+test.run();
