@@ -1,4 +1,5 @@
 /** Every test file imports this first: one backend for the whole run (wasm unless DPAD_BACKEND says). */
+process.env.DPAD_QUIET ??= '1';
 import { initBackend } from '../../src/backend.ts';
 
 export const backend = await initBackend({ quiet: true });

@@ -19,6 +19,8 @@ export interface GenerateOptions {
   attentionMask?: Int32Array | null;
   pixelValues?: tf.Tensor2D | null;
   grids?: GridTHW[];
+  /** precomputed vision output for all rows' image tokens (instead of pixelValues) */
+  imageEmbeds?: tf.Tensor2D | null;
   maxNewTokens: number;
   greedy?: boolean;
   temperature?: number;
@@ -106,7 +108,7 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
     for (let step = 0; step < o.maxNewTokens; step++) {
       let logits: Float32Array;
       if (!useCache || step === 0) {
-        const out = model.forward({ ids: seqIds, batch, length: seqLen, attentionMask: seqMask, pixelValues: o.pixelValues, grids: o.grids, cache, positions: 'last' });
+        const out = model.forward({ ids: seqIds, batch, length: seqLen, attentionMask: seqMask, pixelValues: o.pixelValues, imageEmbeds: o.imageEmbeds, grids: o.grids, cache, positions: 'last' });
         logits = out.logits.dataSync() as Float32Array;
         out.logits.dispose();
         ropeDeltas = out.ropeDeltas;
@@ -160,6 +162,8 @@ export interface SequenceBatch {
   attentionMask: Int32Array;
   pixelValues?: tf.Tensor2D | null;
   grids?: GridTHW[];
+  /** precomputed vision output for all rows' image tokens (instead of pixelValues) */
+  imageEmbeds?: tf.Tensor2D | null;
 }
 
 /**
@@ -173,7 +177,7 @@ export function sequenceLogProbs(model: Qwen2_5_VL, s: SequenceBatch, opts: { te
   const t = opts.temperature ?? 1;
   let entropy: tf.Tensor2D | null = null;
   const logProbs = tf.tidy(() => {
-    const out = model.forward({ ids: s.ids, batch, length: L, attentionMask: s.attentionMask, pixelValues: s.pixelValues, grids: s.grids });
+    const out = model.forward({ ids: s.ids, batch, length: L, attentionMask: s.attentionMask, pixelValues: s.pixelValues, grids: s.grids, imageEmbeds: s.imageEmbeds });
     // logits at P-1 .. L-2 predict the response tokens at P .. L-1
     const lg = tf.div(out.logits.slice([0, P - 1, 0], [batch, R, V]), t) as tf.Tensor3D;
     const lse = tf.logSumExp(lg, -1); // [B, R]

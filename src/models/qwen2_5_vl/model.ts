@@ -95,6 +95,8 @@ export interface ForwardInputs {
   /** [N, C*T*P*P] processor output, consumed by image pad tokens in order */
   pixelValues?: tf.Tensor2D | null;
   grids?: GridTHW[];
+  /** precomputed vision output [n, D] for the image tokens (instead of pixelValues), e.g. a frozen tower's */
+  imageEmbeds?: tf.Tensor2D | null;
   /** [3, B, L]: computed (get_rope_index) when absent */
   positionIds?: Int32Array;
   cache?: KVCache | null;
@@ -128,7 +130,7 @@ export class Qwen2_5_VL extends Module {
   }
 
   /** Input embeddings [B, L, D] with image pad tokens replaced by the vision tower's output. */
-  embed(ids: Int32Array, batch: number, length: number, pixelValues: tf.Tensor2D | null | undefined, grids: GridTHW[]): tf.Tensor3D {
+  embed(ids: Int32Array, batch: number, length: number, pixelValues: tf.Tensor2D | null | undefined, grids: GridTHW[], imageEmbeds?: tf.Tensor2D | null): tf.Tensor3D {
     return tf.tidy(() => {
       const c = this.config;
       for (const id of ids) if (id < 0 || id >= c.vocab_size) throw new Error(`qwen: token id ${id} outside the vocabulary of ${c.vocab_size}`);
@@ -136,11 +138,11 @@ export class Qwen2_5_VL extends Module {
       let emb = this.model.embed_tokens.forward(idT) as tf.Tensor3D;
       const slots: number[] = [];
       ids.forEach((id, i) => { if (id === c.image_token_id) slots.push(i); });
-      if (!pixelValues) {
+      if (!pixelValues && !imageEmbeds) {
         if (slots.length) throw new Error(`qwen: ${slots.length} image tokens but no pixel_values`);
         return emb;
       }
-      const img = this.visual.forward(pixelValues, grids); // [n, D]
+      const img = imageEmbeds ?? this.visual.forward(pixelValues!, grids); // [n, D]
       if (img.shape[0] !== slots.length) throw new Error(`qwen: image features and image tokens do not match: tokens ${slots.length}, features ${img.shape[0]}`);
       // scatter rows: gather from [text rows ; image rows] by a source index
       const flat = emb.reshape([batch * length, c.hidden_size]);
@@ -166,12 +168,12 @@ export class Qwen2_5_VL extends Module {
     let positionIds = inp.positionIds;
     let ropeDeltas: Int32Array = new Int32Array(batch);
     if (!positionIds) {
-      const r = ropeIndex(inp.ids, inp.attentionMask ?? null, batch, length, inp.pixelValues ? grids : [], c);
+      const r = ropeIndex(inp.ids, inp.attentionMask ?? null, batch, length, inp.pixelValues || inp.imageEmbeds ? grids : [], c);
       positionIds = r.positionIds;
       ropeDeltas = r.ropeDeltas;
     }
     const logits = tf.tidy(() => {
-      let h = this.embed(inp.ids, batch, length, inp.pixelValues, grids);
+      let h = this.embed(inp.ids, batch, length, inp.pixelValues, grids, inp.imageEmbeds);
       const { cos, sin } = mropeTables(positionIds!, batch, length, c);
       const past = inp.cache?.length ?? 0;
       const keyMask = inp.keyMask ?? inp.attentionMask ?? null;

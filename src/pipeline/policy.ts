@@ -1,0 +1,81 @@
+/**
+ * The policy bundle: the Qwen2.5-VL model with its tokenizer and processor settings, and the
+ * encoding of (image, query) into prompt ids. Token ids of the config are checked against the
+ * tokenizer when both are loaded.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { resize, type ImageU8 } from '../io/resample.ts';
+import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
+import { chatPrompt, preprocessImage, MAX_PIXELS, MIN_PIXELS } from '../models/qwen2_5_vl/processor.ts';
+import { PolicyTokenizer } from '../models/qwen2_5_vl/tokenizer.ts';
+import type { GridTHW } from '../models/qwen2_5_vl/vision.ts';
+import { loadQwen } from '../models/qwen2_5_vl/weights.ts';
+import { userPrompt } from './prompt.ts';
+
+export interface Policy {
+  model: Qwen2_5_VL;
+  tokenizer: PolicyTokenizer;
+  /** the square view the policy sees (SPEC: 840) */
+  viewSize: number;
+  minPixels: number;
+  maxPixels: number;
+  /** ids that end a response */
+  stopTokens: number[];
+}
+
+export function makePolicy(model: Qwen2_5_VL, tokenizer: PolicyTokenizer, opts: { viewSize?: number; minPixels?: number; maxPixels?: number } = {}): Policy {
+  const c = model.config;
+  const checks: [string, number][] = [['<|image_pad|>', c.image_token_id], ['<|vision_start|>', c.vision_start_token_id], ['<|vision_end|>', c.vision_end_token_id]];
+  for (const [tok, id] of checks) {
+    const got = tokenizer.tokenId(tok);
+    if (got !== id) throw new Error(`${tokenizer.dir}: tokenizer gives ${tok} id ${got} but config.json says ${id}`);
+  }
+  const stop = [tokenizer.tokenId('<|im_end|>'), c.eos_token_id];
+  return { model, tokenizer, viewSize: opts.viewSize ?? 840, minPixels: opts.minPixels ?? MIN_PIXELS, maxPixels: opts.maxPixels ?? MAX_PIXELS, stopTokens: [...new Set(stop)] };
+}
+
+/** Load a policy directory: config.json, weights and tokenizer.json (and dpad.json for the view size). */
+export function loadPolicy(dir: string, opts: { viewSize?: number } = {}): Policy {
+  const model = loadQwen(dir);
+  try {
+    const tok = PolicyTokenizer.load(dir);
+    let viewSize = opts.viewSize;
+    const extra = path.join(dir, 'dpad.json');
+    if (viewSize === undefined && fs.existsSync(extra)) viewSize = JSON.parse(fs.readFileSync(extra, 'utf8')).viewSize;
+    return makePolicy(model, tok, { viewSize });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+export interface EncodedPrompt {
+  ids: number[];
+  pixelValues: tf.Tensor2D;
+  grid: GridTHW;
+  /** the view the policy saw */
+  view: ImageU8;
+}
+
+/** (image, query) -> prompt ids with the image pad expanded, and the image's pixel values. */
+export function encodePrompt(policy: Policy, image: ImageU8, query: string, variant: 'dpad' | 'baseline' = 'dpad'): EncodedPrompt {
+  const v = policy.viewSize;
+  const view = image.width === v && image.height === v ? image : resize(image, v, v, 'bilinear');
+  const p = preprocessImage(view, policy.model.config.vision_config, { minPixels: policy.minPixels, maxPixels: policy.maxPixels });
+  const ids = policy.tokenizer.encode(chatPrompt(userPrompt(query, variant), p.tokens));
+  return { ids, pixelValues: p.pixelValues, grid: p.grid, view };
+}
+
+/** Left-pad rows of ids into one batch: ids [B * L] and mask [B * L]. */
+export function leftPad(rows: number[][], pad: number): { ids: Int32Array; mask: Int32Array; length: number } {
+  const length = Math.max(...rows.map(r => r.length));
+  const ids = new Int32Array(rows.length * length).fill(pad);
+  const mask = new Int32Array(rows.length * length);
+  rows.forEach((r, b) => {
+    ids.set(r, b * length + length - r.length);
+    mask.fill(1, b * length + length - r.length, (b + 1) * length);
+  });
+  return { ids, mask, length };
+}

@@ -1,0 +1,342 @@
+/**
+ * The single-process GRPO trainer: rollouts sampled from the policy (G per prompt), composite
+ * rewards (format, geometric, discriminative through the CLIP scorer), group advantages, the
+ * clipped loss with the KL to a frozen reference and the entropy bonus, gradient accumulation over
+ * micro-batches, global-norm clipping and AdamW. Checkpoints restore the run exactly; every step is
+ * logged as JSONL; NaN/Inf in the loss or gradients skips the update.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import type { ImageU8 } from '../io/resample.ts';
+import { generate, sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
+import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
+import { encodePrompt, type Policy } from '../pipeline/policy.ts';
+import { componentsOf, computeReward, type RewardComponent } from '../rewards/composite.ts';
+import { captionScores, type CaptionScorer } from '../rewards/discriminative.ts';
+import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
+import { Progress } from '../util/progress.ts';
+import { writePlot } from '../util/plot.ts';
+import { AdamW, clipGradNorm } from './adamw.ts';
+import { groupAdvantages } from './advantages.ts';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import type { TrainConfig } from './config.ts';
+import { grpoLoss } from './loss.ts';
+
+/** One training prompt: an image, a query and the ground truth in the policy's frame. */
+export interface TrainSample {
+  image: ImageU8;
+  query: string;
+  /** `<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>` in the policy frame */
+  solution: string;
+}
+
+export interface TrainDataset {
+  size: number;
+  get(i: number): TrainSample | Promise<TrainSample>;
+}
+
+export interface StepLog {
+  step: number;
+  epoch: number;
+  reward: { mean: number; std: number; components: Partial<Record<RewardComponent, number>> };
+  advantage: { mean: number; std: number; min: number; max: number };
+  loss: { total: number; pg: number; kl: number; entropy: number | null; clipFrac: number; ppoKl: number };
+  gradNorm: number;
+  skipped: string | null;
+  responseLength: { mean: number; max: number };
+  tokensPerSecond: number;
+  seconds: { rollout: number; reward: number; forwardBackward: number; optimizer: number; total: number };
+  memory: { numTensors: number; numBytes: number };
+}
+
+interface Rollout {
+  /** position in the step's rollouts (advantages are indexed by it) */
+  index: number;
+  prompt: number;
+  promptIds: number[];
+  response: number[];
+  text: string;
+  reward: number;
+  components: Partial<Record<RewardComponent, number>>;
+}
+
+function meanStd(xs: number[]): { mean: number; std: number } {
+  if (!xs.length) return { mean: 0, std: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
+}
+
+export class GrpoTrainer {
+  readonly config: TrainConfig;
+  readonly policy: Policy;
+  readonly reference: Qwen2_5_VL | null;
+  readonly scorer: CaptionScorer | null;
+  readonly data: TrainDataset;
+  readonly optimizer: AdamW;
+  step = 0;
+  private epoch = 0;
+  private cursor = 0;
+  private order: number[] = [];
+  private rng: seedrandom.PRNG & { state(): object };
+  readonly logs: StepLog[] = [];
+  /** called after each step (tests use it to stop a run) */
+  onStep?: (log: StepLog) => void;
+
+  constructor(opts: { config: TrainConfig; policy: Policy; reference: Qwen2_5_VL | null; scorer: CaptionScorer | null; data: TrainDataset }) {
+    this.config = opts.config;
+    this.policy = opts.policy;
+    this.reference = opts.reference;
+    this.scorer = opts.scorer;
+    this.data = opts.data;
+    if (this.config.rewards.variant === 'dpad' && !this.scorer) throw new Error('trainer: the dpad reward needs a CLIP scorer (or use rewards.variant = "baseline")');
+    if (this.config.klCoef > 0 && !this.reference) throw new Error('trainer: klCoef > 0 needs a frozen reference policy');
+    if (this.data.size < 1) throw new Error('trainer: the dataset is empty');
+    this.optimizer = new AdamW({ lr: this.config.lr, weightDecay: this.config.weightDecay, betas: this.config.betas, eps: this.config.eps });
+    this.rng = seedrandom(String(this.config.seed), { state: true }) as seedrandom.PRNG & { state(): object };
+    this.reference?.setTrainable(false);
+    if (this.config.freezeVision) this.policy.model.setTrainable(false, n => n.startsWith('visual.'));
+    this.shuffle();
+  }
+
+  /** total steps: configured, or one epoch */
+  get totalSteps(): number {
+    return this.config.steps ?? Math.max(1, Math.floor(this.data.size / this.config.promptsPerStep));
+  }
+
+  private shuffle(): void {
+    const r = seedrandom(`${this.config.seed}:epoch:${this.epoch}`);
+    this.order = Array.from({ length: this.data.size }, (_, i) => i);
+    for (let i = this.order.length - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1));
+      [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
+    }
+  }
+
+  private nextIndex(): number {
+    if (this.cursor >= this.order.length) {
+      this.epoch++;
+      this.cursor = 0;
+      this.shuffle();
+    }
+    return this.order[this.cursor++];
+  }
+
+  state(): TrainerState {
+    return { step: this.step, cursor: this.cursor, epoch: this.epoch, rng: this.rng.state(), config: this.config };
+  }
+
+  /** Resume from the newest checkpoint in outDir/checkpoints, if any; returns whether it did. */
+  resume(): boolean {
+    const ck = latestCheckpoint(path.join(this.config.outDir, 'checkpoints'));
+    if (!ck) return false;
+    const s = loadCheckpoint(ck, this.policy.model, this.optimizer);
+    this.step = s.step;
+    this.epoch = s.epoch;
+    this.shuffle();
+    this.cursor = s.cursor;
+    this.rng = seedrandom('', { state: s.rng as seedrandom.State.Arc4 }) as seedrandom.PRNG & { state(): object };
+    return true;
+  }
+
+  checkpoint(): string {
+    return saveCheckpoint(path.join(this.config.outDir, 'checkpoints'), this.step, this.policy.model, this.optimizer, this.state());
+  }
+
+  /** One GRPO step. */
+  async trainStep(): Promise<StepLog> {
+    const c = this.config;
+    const t0 = performance.now();
+    const model = this.policy.model;
+    const pad = model.config.pad_token_id;
+    // ---- rollouts
+    const prompts: { sample: TrainSample; ids: number[]; pixels: tf.Tensor2D; grid: [number, number, number]; view: ImageU8; embeds: tf.Tensor2D | null }[] = [];
+    for (let p = 0; p < c.promptsPerStep; p++) {
+      const sample = await this.data.get(this.nextIndex());
+      const enc = encodePrompt(this.policy, sample.image, sample.query, c.rewards.variant);
+      if (enc.ids.length > c.maxPromptTokens) {
+        enc.pixelValues.dispose();
+        throw new Error(`trainer: prompt of ${enc.ids.length} tokens exceeds maxPromptTokens ${c.maxPromptTokens} (query ${JSON.stringify(sample.query)})`);
+      }
+      // a frozen vision tower is run once per prompt
+      const embeds = c.freezeVision ? tf.tidy(() => model.visual.forward(enc.pixelValues, [enc.grid])) : null;
+      prompts.push({ sample, ids: enc.ids, pixels: enc.pixelValues, grid: enc.grid, view: enc.view, embeds });
+    }
+    const rollouts: Rollout[] = [];
+    let generated = 0;
+    try {
+      for (let p = 0; p < prompts.length; p++) {
+        const pr = prompts[p];
+        const G = c.samplesPerPrompt;
+        const ids = new Int32Array(G * pr.ids.length);
+        for (let g = 0; g < G; g++) ids.set(pr.ids, g * pr.ids.length);
+        const embedsG = pr.embeds ? tf.tile(pr.embeds, [G, 1]) as tf.Tensor2D : null;
+        const pixelsG = pr.embeds ? null : tf.tile(pr.pixels, [G, 1]) as tf.Tensor2D;
+        let gen;
+        try {
+          gen = generate(model, {
+            ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
+            maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng: this.rng, stopTokens: this.policy.stopTokens,
+          });
+        } finally {
+          embedsG?.dispose();
+          pixelsG?.dispose();
+        }
+        for (let g = 0; g < G; g++) {
+          const resp = gen.tokens[g];
+          generated += resp.length;
+          rollouts.push({ index: rollouts.length, prompt: p, promptIds: pr.ids, response: resp, text: this.policy.tokenizer.decode(resp, true), reward: 0, components: {} });
+        }
+      }
+      const t1 = performance.now();
+      // ---- rewards
+      for (let p = 0; p < prompts.length; p++) {
+        const rs = rollouts.filter(r => r.prompt === p);
+        const parsed = rs.map(r => parseResponse(r.text));
+        const gt = parseGroundTruth(prompts[p].sample.solution);
+        const scores = c.rewards.variant === 'dpad' && this.scorer ? await captionScores(this.scorer, prompts[p].view, gt.box, parsed) : rs.map(() => null);
+        rs.forEach((r, k) => {
+          const res = computeReward(parsed[k], gt, scores[k], c.rewards);
+          r.reward = res.total;
+          for (const [name, v] of Object.entries(res.components)) r.components[name as RewardComponent] = v!.value;
+        });
+      }
+      const adv = groupAdvantages(rollouts.map(r => r.reward), rollouts.map(r => r.prompt));
+      const t2 = performance.now();
+      // ---- loss and gradients, accumulated over micro-batches (one PPO epoch: logp_old = logp detached)
+      const vars = [...model.trainableParameters()];
+      const grads = new Map<string, tf.Tensor>();
+      const nMicro = Math.ceil(rollouts.length / c.microBatch);
+      let lossSum = 0, pgSum = 0, klSum = 0, entSum = 0, cfSum = 0, pkSum = 0;
+      let skipped: string | null = null;
+      for (let mb = 0; mb < nMicro; mb++) {
+        const items = rollouts.slice(mb * c.microBatch, (mb + 1) * c.microBatch);
+        const batch = this.packBatch(items, prompts, pad);
+        try {
+          const ref = this.reference && c.klCoef > 0 ? tf.tidy(() => sequenceLogProbs(this.reference!, batch.seq).logProbs) : null;
+          const old = tf.tidy(() => sequenceLogProbs(model, batch.seq).logProbs);
+          const advT = tf.tensor2d(batch.adv(adv), [items.length, 1]);
+          const mask = tf.tensor2d(batch.mask, [items.length, batch.seq.responseLength]);
+          let parts: { pg: number; kl: number; ent: number; cf: number; pk: number; loss: number } = { pg: 0, kl: 0, ent: 0, cf: 0, pk: 0, loss: 0 };
+          const { value, grads: g } = tf.variableGrads(() => {
+            const lp = sequenceLogProbs(model, batch.seq, { entropy: c.entropyCoef > 0 });
+            const out = grpoLoss({ logProbs: lp.logProbs, oldLogProbs: old, refLogProbs: ref, advantages: tf.mul(advT, mask), mask, entropy: lp.entropy }, c);
+            parts = {
+              pg: out.pgLoss.dataSync()[0], kl: out.klLoss.dataSync()[0], ent: out.entropyLoss?.dataSync()[0] ?? 0,
+              cf: out.clipFrac.dataSync()[0], pk: out.ppoKl.dataSync()[0], loss: out.loss.dataSync()[0],
+            };
+            out.entropyLoss?.dispose();
+            lp.entropy?.dispose();
+            return tf.div(out.loss, nMicro) as tf.Scalar;
+          }, vars.map(([, v]) => v));
+          value.dispose();
+          const byVar = new Map(vars.map(([n, v]) => [v.name, n]));
+          for (const [vn, t] of Object.entries(g)) {
+            const n = byVar.get(vn)!;
+            const prev = grads.get(n);
+            if (prev) { grads.set(n, tf.add(prev, t)); prev.dispose(); t.dispose(); } else grads.set(n, t);
+          }
+          tf.dispose([advT, mask, old, ...(ref ? [ref] : [])]);
+          lossSum += parts.loss / nMicro; pgSum += parts.pg / nMicro; klSum += parts.kl / nMicro; entSum += parts.ent / nMicro; cfSum += parts.cf / nMicro; pkSum += parts.pk / nMicro;
+          if (!Number.isFinite(parts.loss)) skipped = `non-finite loss ${parts.loss} in micro-batch ${mb}`;
+        } finally {
+          batch.dispose();
+        }
+      }
+      const t3 = performance.now();
+      // ---- update
+      let gradNorm = NaN;
+      if (!skipped) {
+        gradNorm = clipGradNorm(grads, c.gradClip);
+        if (!Number.isFinite(gradNorm)) skipped = `non-finite gradient norm ${gradNorm}`;
+      }
+      if (!skipped) this.optimizer.apply(new Map(vars), grads);
+      tf.dispose([...grads.values()]);
+      const t4 = performance.now();
+      this.step++;
+      const rw = meanStd(rollouts.map(r => r.reward));
+      const comps: Partial<Record<RewardComponent, number>> = {};
+      for (const k of componentsOf(c.rewards.variant)) comps[k] = meanStd(rollouts.map(r => r.components[k] ?? 0)).mean;
+      const lens = rollouts.map(r => r.response.length);
+      const advs = Array.from(adv);
+      const log: StepLog = {
+        step: this.step, epoch: this.epoch,
+        reward: { ...rw, components: comps },
+        advantage: { ...meanStd(advs), min: Math.min(...advs), max: Math.max(...advs) },
+        loss: { total: lossSum, pg: pgSum, kl: klSum, entropy: c.entropyCoef > 0 ? entSum : null, clipFrac: cfSum, ppoKl: pkSum },
+        gradNorm, skipped,
+        responseLength: { mean: meanStd(lens).mean, max: Math.max(...lens) },
+        tokensPerSecond: generated / ((t1 - t0) / 1000),
+        seconds: { rollout: (t1 - t0) / 1000, reward: (t2 - t1) / 1000, forwardBackward: (t3 - t2) / 1000, optimizer: (t4 - t3) / 1000, total: (t4 - t0) / 1000 },
+        memory: { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes },
+      };
+      this.logs.push(log);
+      return log;
+    } finally {
+      for (const p of prompts) tf.dispose([p.pixels, ...(p.embeds ? [p.embeds] : [])]);
+    }
+  }
+
+  /** prompt + response rows, left-padded prompts and right-padded responses, with shared image embeddings */
+  private packBatch(items: Rollout[], prompts: { ids: number[]; pixels: tf.Tensor2D; grid: [number, number, number]; embeds: tf.Tensor2D | null }[], pad: number) {
+    const P = Math.max(...items.map(r => r.promptIds.length));
+    const R = Math.max(1, ...items.map(r => r.response.length));
+    const L = P + R;
+    const ids = new Int32Array(items.length * L).fill(pad);
+    const att = new Int32Array(items.length * L);
+    const mask = new Float32Array(items.length * R);
+    items.forEach((r, b) => {
+      const off = b * L + P - r.promptIds.length;
+      ids.set(r.promptIds, off);
+      att.fill(1, off, b * L + P);
+      ids.set(r.response, b * L + P);
+      att.fill(1, b * L + P, b * L + P + r.response.length);
+      mask.fill(1, b * R, b * R + r.response.length);
+    });
+    const emb = prompts[0].embeds ? tf.concat(items.map(r => prompts[r.prompt].embeds!), 0) as tf.Tensor2D : null;
+    const px = prompts[0].embeds ? null : tf.concat(items.map(r => prompts[r.prompt].pixels), 0) as tf.Tensor2D;
+    return {
+      seq: { ids, batch: items.length, promptLength: P, responseLength: R, attentionMask: att, imageEmbeds: emb, pixelValues: px, grids: items.map(r => prompts[r.prompt].grid) },
+      mask,
+      adv: (a: Float32Array) => Float32Array.from(items.map(r => a[r.index])),
+      dispose: () => tf.dispose([...(emb ? [emb] : []), ...(px ? [px] : [])]),
+    };
+  }
+
+  /** Run to the configured number of steps (resuming first unless fresh), writing logs, plots and checkpoints. */
+  async run(opts: { fresh?: boolean; maxSteps?: number } = {}): Promise<StepLog[]> {
+    const c = this.config;
+    fs.mkdirSync(c.outDir, { recursive: true });
+    if (!opts.fresh) this.resume();
+    const logFile = path.join(c.outDir, 'log.jsonl');
+    const total = this.totalSteps;
+    const bar = new Progress('grpo', total);
+    bar.tick(this.step);
+    let ran = 0;
+    while (this.step < total && (opts.maxSteps === undefined || ran < opts.maxSteps)) {
+      const log = await this.trainStep();
+      fs.appendFileSync(logFile, JSON.stringify(log) + '\n');
+      ran++;
+      if (this.step % c.checkpointEvery === 0 || this.step === total) this.checkpoint();
+      bar.tick(1, `reward ${log.reward.mean.toFixed(3)} len ${log.responseLength.mean.toFixed(0)}${log.skipped ? ' SKIPPED' : ''}`);
+      this.onStep?.(log);
+    }
+    await this.writePlots(logFile);
+    return this.logs;
+  }
+
+  /** reward and response-length curves from the JSONL log (all steps, including resumed ones) */
+  async writePlots(logFile: string): Promise<void> {
+    if (!fs.existsSync(logFile)) return;
+    const logs = fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as StepLog);
+    const x = logs.map(l => l.step);
+    const comps = Object.keys(logs[0]?.reward.components ?? {}) as RewardComponent[];
+    await writePlot(path.join(this.config.outDir, 'reward'), 'mean reward per step', [
+      { name: 'total', x, y: logs.map(l => l.reward.mean) },
+      ...comps.map(k => ({ name: k, x, y: logs.map(l => l.reward.components[k] ?? NaN) })),
+    ], { yLabel: 'reward' });
+    await writePlot(path.join(this.config.outDir, 'length'), 'mean response length (tokens)', [{ name: 'response tokens', x, y: logs.map(l => l.responseLength.mean) }], { yLabel: 'tokens' });
+  }
+}
+

@@ -1,0 +1,80 @@
+import './helpers/setup.ts';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { trainConfig } from '../src/rl/config.ts';
+import { GrpoTrainer } from '../src/rl/trainer.ts';
+import { tinyPolicy, tinyScorer, worldDataset } from './helpers/world.ts';
+
+const cfg = (outDir: string) => trainConfig({
+  seed: 3, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 6, microBatch: 2, lr: 1e-3, steps: 3, checkpointEvery: 1, outDir,
+});
+
+function snapshot(m: { namedParameters(): Map<string, tf.Variable> }): Map<string, Float32Array> {
+  return new Map([...m.namedParameters()].map(([k, v]) => [k, Float32Array.from(v.dataSync() as Float32Array)]));
+}
+
+test('two GRPO steps end to end: finite loss, parameters change, no tensors leak', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-train-'));
+  const { policy, reference } = tinyPolicy(1);
+  const scorer = tinyScorer();
+  const t = new GrpoTrainer({ config: { ...cfg(out), steps: 2 }, policy, reference, scorer, data: worldDataset(8) });
+  const before = snapshot(policy.model);
+  const l1 = await t.trainStep();
+  const n1 = tf.memory().numTensors;
+  const l2 = await t.trainStep();
+  assert.is(tf.memory().numTensors, n1, 'numTensors is flat across steps');
+  for (const l of [l1, l2]) {
+    assert.ok(Number.isFinite(l.loss.total), `loss ${l.loss.total}`);
+    assert.is(l.skipped, null);
+    assert.ok('discriminative' in l.reward.components);
+    assert.ok(Number.isFinite(l.gradNorm));
+  }
+  const after = snapshot(policy.model);
+  let changed = 0;
+  for (const [k, v] of before) if (v.some((x, i) => x !== after.get(k)![i])) changed++;
+  assert.ok(changed > 0, 'some parameters changed');
+  const vis = [...before.keys()].filter(k => k.startsWith('visual.'));
+  assert.ok(vis.every(k => before.get(k)!.every((x, i) => x === after.get(k)![i])), 'the frozen vision tower is untouched');
+  policy.model.dispose(); reference.dispose(); scorer.dispose(); t.optimizer.dispose();
+});
+
+test('a run killed after a checkpoint resumes to the same parameters as an uninterrupted run', async () => {
+  const a = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-run-a-'));
+  const b = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-run-b-'));
+  const data = worldDataset(6);
+  const run = async (dir: string, maxSteps?: number) => {
+    const { policy, reference } = tinyPolicy(2);
+    const t = new GrpoTrainer({ config: { ...cfg(dir), rewards: { ...cfg(dir).rewards, variant: 'baseline' } }, policy, reference, scorer: null, data });
+    await t.run({ maxSteps });
+    const snap = snapshot(policy.model);
+    policy.model.dispose(); reference.dispose(); t.optimizer.dispose();
+    return { snap, step: t.step };
+  };
+  const full = await run(a);
+  assert.is(full.step, 3);
+  const killed = await run(b, 2); // stops after step 2's checkpoint, as a crash would
+  assert.is(killed.step, 2);
+  assert.ok(fs.existsSync(path.join(b, 'checkpoints', 'step-000002', 'optimizer.safetensors')));
+  const resumed = await run(b);
+  assert.is(resumed.step, 3);
+  for (const [k, v] of full.snap) assert.equal(Array.from(resumed.snap.get(k)!), Array.from(v), `parameter ${k} differs after resume`);
+  const log = fs.readFileSync(path.join(b, 'log.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));
+  assert.equal(log.map((l: { step: number }) => l.step), [1, 2, 3]);
+  for (const f of ['reward.svg', 'reward.png', 'length.svg', 'length.png']) assert.ok(fs.existsSync(path.join(b, f)), f);
+});
+
+test('configuration is checked and the dpad reward requires a scorer', () => {
+  assert.throws(() => trainConfig({ samplesPerPrompt: 0 }), /'samplesPerPrompt' must be a positive integer/);
+  assert.throws(() => trainConfig({ lr: -1 }), /'lr' must be a number >= 0/);
+  const { policy, reference } = tinyPolicy(3);
+  assert.throws(() => new GrpoTrainer({ config: trainConfig({}), policy, reference, scorer: null, data: worldDataset(2) }), /needs a CLIP scorer/);
+  const d = trainConfig({});
+  assert.is(d.promptsPerStep, 16); assert.is(d.samplesPerPrompt, 8); assert.is(d.lr, 1e-6); assert.is(d.klCoef, 5e-3);
+  policy.model.dispose(); reference.dispose();
+});
+
+test.run();
