@@ -33,7 +33,7 @@ export function tinyPolicy(seed = 1) {
   const tokenizer = PolicyTokenizer.load(dir);
   const tj = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
   const base = Object.keys(tj.model.vocab).length;
-  const ids = Object.fromEntries(tj.added_tokens.map((t: { content: string; id: number }) => [t.content, t.id]));
+  const ids = Object.fromEntries(tj.added_tokens.map((t: { content: string; id: number }) => [t.content, t.id])) as Parameters<typeof worldQwenConfig>[0]['ids'];
   const cfg = worldQwenConfig({ vocabSize: base + tj.added_tokens.length, ids }, 'tiny');
   const model = new Qwen2_5_VL(cfg);
   // deterministic weights: overwrite the random init with seeded values
