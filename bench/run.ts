@@ -13,6 +13,16 @@ import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { generate } from '../src/models/qwen2_5_vl/generate.ts';
 import { SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/config.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { worldClipConfig, worldQwenConfig, writeWorldTokenizer } from '../src/data/world/models.ts';
+import { worldTrainDataset } from '../src/data/world/dataset.ts';
+import { ClipScorer } from '../src/models/clip/scorer.ts';
+import { ClipTokenizer } from '../src/models/clip/tokenizer.ts';
+import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
+import { makePolicy } from '../src/pipeline/policy.ts';
+import { trainConfig } from '../src/rl/config.ts';
+import { GrpoTrainer } from '../src/rl/trainer.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
 const want = (s: string) => sections.length === 0 || sections.includes(s);
@@ -90,5 +100,24 @@ if (want('sam2')) {
     console.log(`sam2 ${name} @1024: encode ${enc.toFixed(0)} ms, decode (box + 2 points, multimask) ${dec.toFixed(0)} ms, ${(m.parameterCount() / 1e6).toFixed(1)}M image-path params`);
     tf.dispose([px, boxes, pts, feats.imageEmbed, feats.highRes0, feats.highRes1]);
     m.dispose();
+  }
+}
+
+if (want('grpo')) {
+  // the demo-size policy and scorer with random weights, 2 prompts x 4 samples, 32 response tokens
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-bench-'));
+  const tok = writeWorldTokenizer(dir);
+  const cfg = worldQwenConfig(tok, 'demo');
+  const policy = makePolicy(new Qwen2_5_VL(cfg), PolicyTokenizer.load(dir), { viewSize: 112 });
+  const reference = new Qwen2_5_VL(cfg);
+  const ex = policy.model.exportTensors(); reference.load(ex); tf.dispose([...ex.values()]);
+  const vocab = process.env.CLIP_VOCAB ?? '../shared/fixtures/clip-tiny-openai/bpe_simple_vocab_16e6.txt.gz';
+  const scorer = new ClipScorer(new ClipModel(worldClipConfig('demo')), ClipTokenizer.fromBpeFile(vocab));
+  const t = new GrpoTrainer({ config: trainConfig({ promptsPerStep: 2, samplesPerPrompt: 4, maxResponseTokens: 32, microBatch: 4, steps: 3, outDir: dir }), policy, reference, scorer, data: worldTrainDataset(16, 112) });
+  await t.trainStep();
+  for (let i = 0; i < 2; i++) {
+    const l = await t.trainStep();
+    const s = l.seconds;
+    console.log(`grpo step (demo policy ${(policy.model.parameterCount() / 1e6).toFixed(2)}M params, 2x4 rollouts, <=32 tokens): ${s.total.toFixed(2)} s = rollout ${s.rollout.toFixed(2)} + reward ${s.reward.toFixed(2)} + forward-backward ${s.forwardBackward.toFixed(2)} + optimizer ${s.optimizer.toFixed(2)}; ${l.tokensPerSecond.toFixed(0)} generated tokens/s`);
   }
 }

@@ -1,0 +1,17 @@
+/** The world as datasets for training and evaluation. */
+import type { TrainDataset } from '../../rl/trainer.ts';
+import { worldSample, type Split, type WorldSample } from './generator.ts';
+
+export function worldTrainDataset(n: number, frame: number, opts: { size?: number; split?: Split } = {}): TrainDataset {
+  return {
+    size: n,
+    get: i => {
+      const s = worldSample(opts.split ?? 'train', i, { frame, size: opts.size });
+      return { image: s.image, query: s.query, solution: s.solution };
+    },
+  };
+}
+
+export function worldSamples(split: Split, n: number, opts: { frame?: number; size?: number } = {}): WorldSample[] {
+  return Array.from({ length: n }, (_, i) => worldSample(split, i, opts));
+}
