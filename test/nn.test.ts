@@ -93,6 +93,16 @@ test('scaled dot-product attention: softmax weights, additive mask, grouped kv h
   close(out, [10 * p0, 20 * (1 - p0), 10 * (1 - p0), 20 * p0]);
 });
 
+test('query-chunked attention equals the one-shot computation, masks included', () => {
+  const q = tf.randomNormal([1, 2, 9, 4], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const k = tf.randomNormal([1, 2, 9, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const v = tf.randomNormal([1, 2, 9, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const mask = causalMask(9, 9);
+  const full = scaledDotProductAttention(q, k, v, { mask });
+  const chunked = scaledDotProductAttention(q, k, v, { mask, chunkElements: 2 * 9 * 2 });
+  close(chunked, Array.from(full.dataSync()), 1e-6);
+});
+
 test('causal mask blocks future keys and padded keys', () => {
   const m = causalMask(2, 3, 1, tf.tensor2d([[0, 1, 1]]));
   const d = Array.from(m.dataSync());

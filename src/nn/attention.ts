@@ -26,7 +26,7 @@ export function repeatKv(x: tf.Tensor4D, n: number): tf.Tensor4D {
  */
 export function scaledDotProductAttention(
   q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D,
-  opts: { mask?: tf.Tensor | null; scale?: number } = {},
+  opts: { mask?: tf.Tensor | null; scale?: number; chunkElements?: number } = {},
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const h = q.shape[1];
@@ -35,12 +35,31 @@ export function scaledDotProductAttention(
     const kk = repeatKv(k, h / hkv);
     const vv = repeatKv(v, h / hkv);
     const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
-    let logits = tf.mul(tf.matMul(q, kk, false, true), scale);
-    if (opts.mask) logits = tf.add(logits, opts.mask);
-    const p = tf.softmax(logits, -1);
-    return tf.matMul(p, vv) as tf.Tensor4D;
+    const [b, , lq] = q.shape;
+    const lk = k.shape[2];
+    // bound the [B, H, Lq, Lk] score tensor: long sequences (SAM2's global attention at 1024 px)
+    // are processed in query chunks, which keeps the wasm heap within its 4 GiB
+    const chunk = Math.max(1, Math.floor((opts.chunkElements ?? ATTENTION_CHUNK_ELEMENTS) / (b * h * lk)));
+    const attend = (qc: tf.Tensor4D, mask: tf.Tensor | null | undefined) => {
+      let logits = tf.mul(tf.matMul(qc, kk, false, true), scale);
+      if (mask) logits = tf.add(logits, mask);
+      return tf.matMul(tf.softmax(logits, -1), vv) as tf.Tensor4D;
+    };
+    if (chunk >= lq) return attend(q, opts.mask);
+    const outs: tf.Tensor4D[] = [];
+    for (let s = 0; s < lq; s += chunk) {
+      const n = Math.min(chunk, lq - s);
+      const qc = q.slice([0, 0, s, 0], [b, h, n, q.shape[3]]);
+      let mc = opts.mask ?? null;
+      if (mc && mc.shape[2] === lq && lq > 1) mc = mc.slice([0, 0, s, 0], [mc.shape[0] as number, mc.shape[1] as number, n, mc.shape[3] as number]);
+      outs.push(attend(qc, mc));
+    }
+    return tf.concat(outs, 2) as tf.Tensor4D;
   });
 }
+
+/** the largest score tensor (elements) attention materialises at once */
+export const ATTENTION_CHUNK_ELEMENTS = 1 << 25;
 
 /**
  * Additive causal mask [1, 1, Lq, Lk] for queries at positions offset..offset+Lq-1 over keys

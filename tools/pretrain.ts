@@ -1,0 +1,256 @@
+/**
+ * Pretraining of the demo models on the embedded world, all through tfjs autograd:
+ *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
+ *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S]
+ *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S]
+ * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice of the box-prompted
+ * low-resolution mask; policy: teacher-forced cross-entropy on reference responses in the SPEC
+ * format (the warm start). Each writes config, weights and a manifest (command, seed, metrics),
+ * checkpoints every --every steps, and is reproducible from its seed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { initBackend } from '../src/backend.ts';
+import { referenceResponse, worldSample, type WorldSample } from '../src/data/world/generator.ts';
+import { qwenConfigJson, worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/data/world/models.ts';
+import { writeJsonAtomic } from '../src/io/atomic.ts';
+import { crop, resize } from '../src/io/resample.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
+import { ClipModel, l2normalize } from '../src/models/clip/model.ts';
+import { clipPreprocessBatch } from '../src/models/clip/preprocess.ts';
+import { ClipTokenizer } from '../src/models/clip/tokenizer.ts';
+import { sequenceLogProbs } from '../src/models/qwen2_5_vl/generate.ts';
+import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
+import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
+import { Sam2Image } from '../src/models/sam2/model.ts';
+import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
+import type { Module } from '../src/nn/module.ts';
+import { encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
+import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
+import { Progress } from '../src/util/progress.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
+    batch: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
+  },
+});
+const what = positionals[0];
+if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n]');
+  process.exit(2);
+}
+await initBackend();
+const out = values.out;
+const seed = Number(values.seed);
+const command = `npx tsx tools/pretrain.ts ${process.argv.slice(2).join(' ')}`;
+fs.mkdirSync(out, { recursive: true });
+
+/** deterministic init: every parameter from a seeded normal/uniform of its module's default scale */
+function seedInit(m: Module, s: number): void {
+  let k = 0;
+  for (const [n, v] of m.namedParameters()) {
+    if (/(norm|ln_|layernorm|ln)\w*\.weight$|\.weight$/.test(n) && v.rank === 1) { v.assign(tf.onesLike(v)); continue; }
+    if (v.rank === 1 || /bias$/.test(n)) { v.assign(tf.zerosLike(v)); continue; }
+    const fanIn = v.rank >= 2 ? v.size / (v.shape[v.rank === 2 ? 1 : 0] as number) : 1;
+    v.assign(tf.randomNormal(v.shape, 0, Math.min(0.05, 1 / Math.sqrt(Math.max(fanIn, 1))), 'float32', s * 7919 + k++));
+  }
+}
+
+async function loop(name: string, model: Module, steps: number, lr: number, step: (i: number) => tf.Scalar, evaluate: () => Record<string, number>, save: () => void) {
+  const opt = new AdamW({ lr, weightDecay: 0.01 });
+  const params = model.trainableParameters();
+  const vars = [...params.values()];
+  const names = new Map([...params].map(([n, v]) => [v.name, n]));
+  const bar = new Progress(name, steps);
+  let ema = NaN;
+  const every = Number(values.every);
+  const t0 = Date.now();
+  for (let i = 0; i < steps; i++) {
+    const { value, grads } = tf.variableGrads(() => step(i), vars);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));
+    const norm = clipGradNorm(g, 1.0);
+    // cosine decay with a short warm-up
+    const w = Math.min(1, (i + 1) / 20) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
+    if (Number.isFinite(loss) && Number.isFinite(norm)) opt.apply(params, g, lr * w);
+    tf.dispose([...g.values()]);
+    ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+    bar.tick(1, `loss ${ema.toFixed(4)}`);
+    if ((i + 1) % every === 0 && i + 1 < steps) save();
+  }
+  opt.dispose();
+  const metrics = evaluate();
+  save();
+  writeJsonAtomic(path.join(out, 'manifest.json'), { model: name, command, seed, steps, lr, seconds: (Date.now() - t0) / 1000, finalLoss: ema, metrics, backend: tf.getBackend() });
+  console.log(`${name}: ${JSON.stringify(metrics)} -> ${out}`);
+}
+
+function saveModel(m: Module, config: object, extra: Record<string, string> = {}): void {
+  const t = m.exportTensors();
+  try {
+    writeSafetensors(path.join(out, 'model.safetensors'), t, { dtype: 'F16', metadata: { format: 'dpad', ...extra } });
+  } finally {
+    tf.dispose([...t.values()]);
+  }
+  writeJsonAtomic(path.join(out, 'config.json'), config);
+}
+
+const train = (i: number, salt = 0): WorldSample => worldSample('train', (i * 7 + salt) % 20000);
+
+if (what === 'clip') {
+  const cfg = worldClipConfig('demo');
+  const m = new ClipModel(cfg);
+  seedInit(m, seed);
+  m.logit_scale.assign(tf.scalar(Math.log(1 / 0.07)));
+  const vocab = values.vocab ?? '../shared/fixtures/clip-tiny-openai/bpe_simple_vocab_16e6.txt.gz';
+  const tok = ClipTokenizer.fromBpeFile(vocab);
+  const B = Number(values.batch ?? 16);
+  const R = cfg.vision.image;
+  const batch = (i: number) => {
+    const rng = seedrandom(`clip:${seed}:${i}`);
+    const imgs = [];
+    const caps = [];
+    for (let k = 0; k < B; k++) {
+      const s = worldSample('train', Math.floor(rng() * 20000));
+      const o = s.objects[Math.floor(rng() * s.objects.length)];
+      const pad = 2;
+      imgs.push(crop(s.image, Math.floor(o.cx - o.r - pad), Math.floor(o.cy - o.r - pad), Math.ceil(o.cx + o.r + pad), Math.ceil(o.cy + o.r + pad)));
+      caps.push(`a ${o.size} ${o.texture === 'solid' ? '' : o.texture + ' '}${o.color} ${o.shape}`);
+    }
+    const t = tok.tokenize(caps, cfg.text.context);
+    return { px: clipPreprocessBatch(imgs, R, 'hf'), ids: tf.tensor2d(t.ids, t.shape, 'int32') };
+  };
+  await loop('clip', m, Number(values.steps ?? 600), Number(values.lr ?? 2e-3), i => {
+    const { px, ids } = batch(i);
+    const l = tf.tidy(() => {
+      const img = l2normalize(m.encodeImage(px));
+      const txt = l2normalize(m.encodeText(ids));
+      const logits = tf.mul(tf.exp(tf.minimum(m.logit_scale, Math.log(100))), tf.matMul(img, txt, false, true));
+      const labels = tf.oneHot(tf.range(0, B, 1, 'int32'), B);
+      return tf.div(tf.add(tf.losses.softmaxCrossEntropy(labels, logits), tf.losses.softmaxCrossEntropy(labels, tf.transpose(logits))), 2) as tf.Scalar;
+    });
+    tf.dispose([px, ids]);
+    return l;
+  }, () => {
+    // S1 > S2 for the reference caption on held-out targets (the discriminative criterion)
+    let ok = 0;
+    const n = 100;
+    for (let i = 0; i < n; i++) {
+      const s = worldSample('val', i);
+      const [x1, y1, x2, y2] = s.box;
+      const roi = crop(s.image, x1, y1, x2 + 1, y2 + 1);
+      const r = tf.tidy(() => {
+        const e = l2normalize(m.encodeImage(clipPreprocessBatch([roi, s.image], R, 'hf')));
+        const t = tok.tokenize([s.caption], cfg.text.context);
+        const te = l2normalize(m.encodeText(tf.tensor2d(t.ids, t.shape, 'int32')));
+        return tf.matMul(e, te, false, true).dataSync();
+      });
+      if (r[0] > r[1]) ok++;
+    }
+    return { s1GreaterS2: ok / n };
+  }, () => {
+    saveModel(m, { model_type: 'dpad-clip', ...cfg });
+    fs.copyFileSync(vocab, path.join(out, 'bpe_simple_vocab_16e6.txt.gz'));
+  });
+}
+
+if (what === 'sam2') {
+  const cfg = worldSam2Config('demo');
+  const m = new Sam2Image(cfg);
+  seedInit(m, seed);
+  const S = cfg.image_size;
+  const low = S / 4;
+  const B = Number(values.batch ?? 4);
+  const maskLow = (s: WorldSample) => {
+    const r = resize({ width: s.image.width, height: s.image.height, channels: 1, data: Uint8Array.from(s.mask, v => v * 255) }, low, low, 'bilinear');
+    return Float32Array.from(r.data, v => (v > 127 ? 1 : 0));
+  };
+  const iouOf = (s: WorldSample, pred: Float32Array) => {
+    const gt = maskLow(s);
+    let i = 0, u = 0;
+    for (let k = 0; k < gt.length; k++) { const a = pred[k] > 0; const b = gt[k] > 0; if (a && b) i++; if (a || b) u++; }
+    return u ? i / u : 0;
+  };
+  const run = (samples: WorldSample[]) => {
+    const feats = samples.map(s => { const px = sam2Preprocess(s.image, S); const f = m.encodeImage(px); px.dispose(); return f; });
+    const k = S / samples[0].image.width;
+    const outs = samples.map((s, j) => m.decode(feats[j], { boxes: tf.tensor2d([[s.box[0] * k, s.box[1] * k, (s.box[2] + 1) * k, (s.box[3] + 1) * k]]) }, false).lowResMasks);
+    return tf.concat(outs, 0).reshape([samples.length, low * low]);
+  };
+  await loop('sam2', m, Number(values.steps ?? 400), Number(values.lr ?? 2e-3), i => {
+    const samples = Array.from({ length: B }, (_, k) => train(i * B + k, seed));
+    const gt = tf.tensor2d(Float32Array.from(samples.flatMap(s => Array.from(maskLow(s)))), [B, low * low]);
+    const l = tf.tidy(() => {
+      const logits = run(samples);
+      const bce = tf.losses.sigmoidCrossEntropy(gt, logits);
+      const p = tf.sigmoid(logits);
+      const dice = tf.sub(1, tf.div(tf.add(tf.mul(2, tf.sum(tf.mul(p, gt), 1)), 1), tf.add(tf.add(tf.sum(p, 1), tf.sum(gt, 1)), 1)));
+      return tf.add(bce, tf.mean(dice)) as tf.Scalar;
+    });
+    gt.dispose();
+    return l;
+  }, () => {
+    let sum = 0;
+    const n = 60;
+    for (let i = 0; i < n; i++) {
+      const s = worldSample('val', i);
+      const pred = tf.tidy(() => run([s]).dataSync() as Float32Array);
+      sum += iouOf(s, pred);
+    }
+    return { boxPromptLowResIoU: sum / n };
+  }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
+}
+
+if (what === 'policy') {
+  const view = Number(values.view);
+  const tokInfo = writeWorldTokenizer(out);
+  const cfg = worldQwenConfig(tokInfo, 'demo');
+  const model = new Qwen2_5_VL(cfg);
+  seedInit(model, seed);
+  const policy = makePolicy(model, PolicyTokenizer.load(out), { viewSize: view });
+  const B = Number(values.batch ?? 4);
+  const pad = cfg.pad_token_id;
+  const imEnd = policy.tokenizer.tokenId('<|im_end|>');
+  const example = (s: WorldSample) => {
+    const enc = encodePrompt(policy, s.image, s.query);
+    const resp = [...policy.tokenizer.encode(referenceResponse(s, view)), imEnd];
+    return { enc, resp };
+  };
+  const sft = (samples: WorldSample[]) => {
+    const ex = samples.map(example);
+    const P = Math.max(...ex.map(e => e.enc.ids.length));
+    const R = Math.max(...ex.map(e => e.resp.length));
+    const L = P + R;
+    const ids = new Int32Array(B * L).fill(pad);
+    const att = new Int32Array(B * L);
+    const mask = new Float32Array(B * R);
+    ex.forEach((e, b) => {
+      ids.set(e.enc.ids, b * L + P - e.enc.ids.length);
+      att.fill(1, b * L + P - e.enc.ids.length, b * L + P + e.resp.length);
+      ids.set(e.resp, b * L + P);
+      mask.fill(1, b * R, b * R + e.resp.length);
+    });
+    const px = tf.concat(ex.map(e => e.enc.pixelValues), 0) as tf.Tensor2D;
+    ex.forEach(e => e.enc.pixelValues.dispose());
+    return { seq: { ids, batch: samples.length, promptLength: P, responseLength: R, attentionMask: att, pixelValues: px, grids: ex.map(e => e.enc.grid) }, mask: tf.tensor2d(mask, [samples.length, R]), px };
+  };
+  await loop('policy', model, Number(values.steps ?? 300), Number(values.lr ?? 3e-3), i => {
+    const samples = Array.from({ length: B }, (_, k) => train(i * B + k, seed + 1));
+    const b = sft(samples);
+    const l = tf.tidy(() => {
+      const lp = sequenceLogProbs(model, b.seq).logProbs;
+      return tf.neg(tf.div(tf.sum(tf.mul(lp, b.mask)), tf.sum(b.mask))) as tf.Scalar;
+    });
+    tf.dispose([b.px, b.mask]);
+    return l;
+  }, () => ({}), () => {
+    saveModel(model, qwenConfigJson(cfg));
+    writeJsonAtomic(path.join(out, 'dpad.json'), { viewSize: view });
+  });
+}
