@@ -85,8 +85,8 @@ class VisionAttention extends Module {
     return tf.tidy(() => {
       const [n, dim] = x.shape;
       const d = dim / this.heads;
-      const qkv = this.qkv.forward(x).reshape([n, 3, this.heads, d]);
-      let [q, k, v] = tf.unstack(qkv, 1); // each [N, H, d]
+      const qkv = this.qkv.forward(x); // [N, 3 * H * d], (3, H, d) contiguous
+      let [q, k, v] = tf.split(qkv, 3, 1).map(t => t.reshape([n, this.heads, d])); // each [N, H, d]
       q = applyRotary(q, cos, sin);
       k = applyRotary(k, cos, sin);
       const outs: tf.Tensor[] = [];

@@ -52,9 +52,10 @@ class MultiScaleAttention extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const [b, h, w] = x.shape;
-      const qkv = this.qkv.forward(x).reshape([b, h * w, 3, this.heads, -1]);
-      const d = qkv.shape[4] as number;
-      let [q, k, v] = tf.unstack(qkv, 2); // [B, HW, heads, d]
+      const qkv = this.qkv.forward(x).reshape([b, h * w, -1]); // [B, HW, 3 * heads * d], (3, heads, d) contiguous
+      const d = (qkv.shape[2] as number) / 3 / this.heads;
+      // a split on the last axis (tf.unstack is very slow on wasm)
+      let [q, k, v] = tf.split(qkv, 3, 2).map(t => t.reshape([b, h * w, this.heads, d])); // [B, HW, heads, d]
       let ho = h;
       let wo = w;
       if (this.qPool) {
