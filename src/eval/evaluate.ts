@@ -1,0 +1,118 @@
+/**
+ * Evaluation of the segment pipeline over a list of samples: per-sample records (ids, query,
+ * output text, think, caption, box, points, I, U, tokens, S1, S2, TS1, TS2) appended to
+ * results.jsonl as they complete (a killed run resumes without counting anything twice), then
+ * metrics.json and report.md with the paper-style tables, stratified when labels exist.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
+import { resize, type ImageU8 } from '../io/resample.ts';
+import type { ClipScorer } from '../models/clip/scorer.ts';
+import type { Segmenter } from '../pipeline/segment.ts';
+import { Progress } from '../util/progress.ts';
+import { maskArea, maskIntersectionUnion, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
+
+export interface EvalSample {
+  id: string;
+  image: ImageU8;
+  query: string;
+  /** ground-truth mask at the image's size (non-zero = target; 255 = ignore is treated as target) */
+  mask: Uint8Array;
+  labels?: Record<string, string>;
+}
+
+export interface EvalRecord extends SampleRecord {
+  id: string;
+  query: string;
+  text: string;
+  think: string | null;
+  caption: string | null;
+  bbox: number[] | null;
+  points: number[][] | null;
+  reason?: string;
+}
+
+function gtBox(mask: Uint8Array, w: number, h: number): [number, number, number, number] | null {
+  let x1 = w, y1 = h, x2 = -1, y2 = -1;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask[y * w + x]) { if (x < x1) x1 = x; if (x > x2) x2 = x; if (y < y1) y1 = y; if (y > y2) y2 = y; }
+  return x2 < 0 ? null : [x1, y1, x2 + 1, y2 + 1];
+}
+
+export function readResults(file: string): EvalRecord[] {
+  if (!fs.existsSync(file)) return [];
+  const out: EvalRecord[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // a line cut by a kill mid-write: that sample is evaluated again
+    }
+  }
+  return out;
+}
+
+export interface EvaluateOptions {
+  outDir: string;
+  scorer?: ClipScorer | null;
+  maxNewTokens?: number;
+  name?: string;
+}
+
+export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const resultsFile = path.join(opts.outDir, 'results.jsonl');
+  const done = new Map(readResults(resultsFile).map(r => [r.id, r]));
+  // rewrite the file with the complete records only, so a torn last line cannot stay
+  writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
+  const bar = new Progress(opts.name ?? 'eval', total);
+  bar.tick(done.size);
+  const v = segmenter.policy.viewSize;
+  for await (const s of samples) {
+    if (done.has(s.id)) continue;
+    const r = await segmenter.segment(s.image, s.query, { maxNewTokens: opts.maxNewTokens });
+    const { i, u } = r.mask ? maskIntersectionUnion(r.mask, s.mask) : { i: 0, u: maskArea(s.mask) };
+    let s1: number | null = null, s2: number | null = null, ts1: number | null = null, ts2: number | null = null;
+    const box = gtBox(s.mask, s.image.width, s.image.height);
+    if (opts.scorer && box) {
+      // ROI = the GT-box crop and AOI = the whole image, both of the view the policy saw
+      const view = resize(s.image, v, v, 'bilinear');
+      const k = [v / s.image.width, v / s.image.height];
+      const vb: [number, number, number, number] = [Math.floor(box[0] * k[0]), Math.floor(box[1] * k[1]), Math.max(Math.floor(box[0] * k[0]) + 1, Math.round(box[2] * k[0])), Math.max(Math.floor(box[1] * k[1]) + 1, Math.round(box[3] * k[1]))];
+      const texts = [r.caption ?? '', r.think ?? ''];
+      const sc = await opts.scorer.scores(view, vb, texts, { truncate: true });
+      if (r.caption !== null && sc[0]) [s1, s2] = [sc[0].s1, sc[0].s2];
+      if (r.think !== null && sc[1]) [ts1, ts2] = [sc[1].s1, sc[1].s2];
+    }
+    const rec: EvalRecord = {
+      id: s.id, query: s.query, text: r.text, think: r.think, caption: r.caption, bbox: r.bbox, points: r.points,
+      i, u, tokens: r.think !== null ? r.thinkTokens : null, s1, s2, ts1, ts2, labels: s.labels, ...(r.reason ? { reason: r.reason } : {}),
+    };
+    fs.appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
+    done.set(s.id, rec);
+    bar.tick(1);
+  }
+  const records = [...done.values()];
+  const tables = stratifiedTables(records);
+  writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), tables);
+  writeFileAtomic(path.join(opts.outDir, 'report.md'), report(opts.name ?? 'evaluation', tables, records));
+  return { records, tables };
+}
+
+const f1 = (x: number) => (x * 100).toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+
+function row(name: string, t: MetricTable): string {
+  return `| ${name} | ${t.n} | ${f1(t.gIoU)} | ${f1(t.cIoU)} | ${t.tokens.mean.toFixed(1)} | ${f2(t.S1)} | ${f2(t.S2)} | ${t.SNR.toFixed(3)} | ${f2(t.TS1)} | ${f2(t.TS2)} | ${t.TSNR.toFixed(3)} |`;
+}
+
+export function report(name: string, tables: ReturnType<typeof stratifiedTables>, records: EvalRecord[]): string {
+  const head = '| split | n | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |\n|---|---|---|---|---|---|---|---|---|---|---|';
+  const lines = [`# ${name}`, '', 'gIoU / cIoU in %, S and TS x100 (cosine), SNR = S1 / S2 of the means, #Tok = think tokens (mean).', '', head, row('all', tables.all)];
+  for (const [key, groups] of Object.entries(tables.strata)) for (const [v, t] of Object.entries(groups)) lines.push(row(`${key}: ${v}`, t));
+  const failed = records.filter(r => r.reason).length;
+  const tk = tables.all.tokens;
+  lines.push('', `Think tokens: mean ${tk.mean.toFixed(1)}, std ${tk.std.toFixed(1)}, median ${tk.median}, min ${tk.min}, max ${tk.max}.`, `Responses without a usable answer: ${failed} of ${records.length}.`, '');
+  return lines.join('\n');
+}

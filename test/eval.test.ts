@@ -1,0 +1,91 @@
+import './helpers/setup.ts';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { countReasonSeg, fillPolygon, maskFromAnnotation, reasonSegSamples, type Skipped } from '../src/data/reasonseg.ts';
+import { evaluate, readResults, type EvalSample } from '../src/eval/evaluate.ts';
+import { giouCiou } from '../src/eval/metrics.ts';
+import { Segmenter } from '../src/pipeline/segment.ts';
+import { worldSample } from '../src/data/world/generator.ts';
+import { tinyPolicy, tinySam } from './helpers/world.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-eval-'));
+
+test('polygon fill: a square covers its pixels, LISA ordering marks ignore regions 255', () => {
+  const m = new Uint8Array(100);
+  fillPolygon(m, 10, 10, [[2, 2], [6, 2], [6, 6], [2, 6]], 1);
+  let n = 0;
+  for (let y = 0; y < 10; y++) for (let x = 0; x < 10; x++) if (m[y * 10 + x]) { n++; assert.ok(x >= 2 && x <= 6 && y >= 2 && y <= 6); }
+  assert.is(n, 25);
+  const mask = maskFromAnnotation({ shapes: [{ label: 'target', points: [[0, 0], [9, 0], [9, 9], [0, 9]] }, { label: 'ignore', points: [[3, 3], [5, 3], [5, 5], [3, 5]] }, { label: 'flag', points: [[0, 0], [1, 0], [1, 1]] }] }, 10, 10);
+  assert.is(mask[4 * 10 + 4], 255);
+  assert.is(mask[0], 1);
+  assert.throws(() => maskFromAnnotation({ shapes: [{ label: 'target', points: [[0, 0]] }] }, 4, 4), /no valid polygon/);
+});
+
+async function writeReasonSeg(dir: string) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let k = 0; k < 3; k++) {
+    const s = worldSample('val', k, { size: 64 });
+    await sharp(Buffer.from(s.image.data), { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(path.join(dir, `s${k}.png`));
+    const [x1, y1, x2, y2] = s.box;
+    fs.writeFileSync(path.join(dir, `s${k}.json`), JSON.stringify({ text: [s.query], is_sentence: k === 0, shapes: [{ label: 'target', shape_type: 'polygon', points: [[x1, y1], [x2, y1], [x2, y2], [x1, y2]] }] }));
+  }
+  fs.writeFileSync(path.join(dir, 'broken.json'), '{"text": ["x"], "shapes": "nope"}');
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).png().toFile(path.join(dir, 'broken.png'));
+  fs.writeFileSync(path.join(dir, 'orphan.json'), '{"text": ["no image"], "shapes": []}');
+}
+
+test('a ReasonSeg-layout folder is evaluated; malformed samples are skipped with reasons; metrics recompute from results.jsonl', async () => {
+  const data = path.join(tmp, 'reasonseg');
+  await writeReasonSeg(data);
+  assert.is(countReasonSeg(data), 5);
+  const { policy, reference } = tinyPolicy(4);
+  const seg = new Segmenter(policy, tinySam());
+  const skipped: Skipped[] = [];
+  const out = path.join(tmp, 'out');
+  const { tables } = await evaluate(seg, reasonSegSamples(data, skipped), 5, { outDir: out, maxNewTokens: 4, name: 'reasonseg-test' });
+  assert.equal(skipped.map(s => s.id).sort(), ['broken', 'orphan']);
+  assert.match(skipped.find(s => s.id === 'broken')!.reason, /no 'shapes' list/);
+  for (const f of ['results.jsonl', 'metrics.json', 'report.md']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const recs = readResults(path.join(out, 'results.jsonl'));
+  assert.is(recs.length, 3);
+  const again = giouCiou(recs);
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+  assert.is(m.all.gIoU, again.gIoU);
+  assert.is(m.all.cIoU, again.cIoU);
+  assert.is(tables.all.n, 3);
+  assert.ok(Object.keys(m.strata.kind).length === 2, 'stratified by sentence / phrase');
+  assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /\| all \| 3 \|/);
+  seg.dispose(); policy.model.dispose(); reference.dispose();
+});
+
+test('a killed evaluation resumes without counting any sample twice', async () => {
+  const { policy, reference } = tinyPolicy(5);
+  const seg = new Segmenter(policy, tinySam());
+  const out = path.join(tmp, 'resume');
+  const mk = (n: number): EvalSample => { const s = worldSample('test', n, { size: 64 }); return { id: s.id, image: s.image, query: s.query, mask: s.mask }; };
+  function* dying() { for (let i = 0; i < 4; i++) { if (i === 2) throw new Error('killed'); yield mk(i); } }
+  try {
+    await evaluate(seg, dying(), 4, { outDir: out, maxNewTokens: 3 });
+    assert.unreachable('should be killed');
+  } catch (e) {
+    assert.match((e as Error).message, /killed/);
+  }
+  fs.appendFileSync(path.join(out, 'results.jsonl'), '{"id": "torn');
+  assert.is(readResults(path.join(out, 'results.jsonl')).length, 2);
+  let segmented = 0;
+  function* all() { for (let i = 0; i < 4; i++) yield mk(i); }
+  const orig = seg.segment.bind(seg);
+  seg.segment = async (...a) => { segmented++; return orig(...a); };
+  const { records } = await evaluate(seg, all(), 4, { outDir: out, maxNewTokens: 3 });
+  assert.is(segmented, 2, 'only the two missing samples are run');
+  assert.equal(records.map(r => r.id).sort(), ['test-0', 'test-1', 'test-2', 'test-3']);
+  assert.is(readResults(path.join(out, 'results.jsonl')).length, 4);
+  seg.dispose(); policy.model.dispose(); reference.dispose();
+});
+
+test.run();
