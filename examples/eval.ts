@@ -1,5 +1,5 @@
 /**
- * npm run eval -- --data <world:test[:N] | ReasonSeg folder> [--weights weights/demo] [--out out/eval]
+ * npm run eval -- --data <world:test[:N] | file.parquet | ReasonSeg folder> [--weights weights/demo] [--out out/eval]
  * Resumable: a killed evaluation continues where it stopped. Writes results.jsonl, metrics.json, report.md.
  */
 import * as fs from 'node:fs';
@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { worldSample, type Split } from '../src/data/world/generator.ts';
 import { countReasonSeg, reasonSegSamples, type Skipped } from '../src/data/reasonseg.ts';
+import { parquetEvalSamples, parquetRowCount } from '../src/data/parquet.ts';
 import { evaluate, type EvalSample } from '../src/eval/evaluate.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
@@ -29,11 +30,14 @@ if (m) {
       yield { id: s.id, image: s.image, query: s.query, mask: s.mask, labels: { type: s.type, difficulty: s.difficulty } };
     }
   })();
+} else if (values.data!.endsWith('.parquet') && fs.existsSync(values.data!)) {
+  total = await parquetRowCount(values.data!);
+  samples = parquetEvalSamples(values.data!, skipped);
 } else if (fs.existsSync(values.data!) && fs.statSync(values.data!).isDirectory()) {
   total = countReasonSeg(values.data!);
   samples = reasonSegSamples(values.data!, skipped);
 } else {
-  console.error(`--data ${values.data}: expected world:<split>[:N] or a ReasonSeg folder`);
+  console.error(`--data ${values.data}: expected world:<split>[:N], a Seg-Zero .parquet, or a ReasonSeg folder`);
   process.exit(2);
 }
 const { tables } = await evaluate(seg, samples, total, { outDir: values.out!, scorer, maxNewTokens: Number(values['max-new-tokens']), name: values.data });

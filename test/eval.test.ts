@@ -11,6 +11,8 @@ import { giouCiou } from '../src/eval/metrics.ts';
 import { Segmenter } from '../src/pipeline/segment.ts';
 import { worldSample } from '../src/data/world/generator.ts';
 import { tinyPolicy, tinySam } from './helpers/world.ts';
+import { parquetWriteFile } from 'hyparquet-writer';
+import { parquetEvalSamples, parquetRowCount, parquetTrainSamples } from '../src/data/parquet.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-eval-'));
 
@@ -86,6 +88,49 @@ test('a killed evaluation resumes without counting any sample twice', async () =
   assert.equal(records.map(r => r.id).sort(), ['test-0', 'test-1', 'test-2', 'test-3']);
   assert.is(readResults(path.join(out, 'results.jsonl')).length, 4);
   seg.dispose(); policy.model.dispose(); reference.dispose();
+});
+
+test('Seg-Zero parquet rows: evaluation and training loaders, a corrupt row skipped with its reason, a seeded subset', async () => {
+  const rows = [0, 1, 2].map(k => worldSample('val', k, { size: 48 }));
+  const png = await Promise.all(rows.map(s => sharp(Buffer.from(s.image.data), { raw: { width: 48, height: 48, channels: 3 } }).png().toBuffer()));
+  const evalFile = path.join(tmp, 'eval.parquet');
+  parquetWriteFile({
+    filename: evalFile,
+    columnData: [
+      { name: 'image', data: [png[0], png[1], new Uint8Array([1, 2, 3])], type: 'BYTE_ARRAY' },
+      { name: 'text', data: rows.map(s => s.query), type: 'STRING' },
+      { name: 'mask', data: rows.map(s => JSON.stringify(Array.from({ length: 48 }, (_, y) => Array.from(s.mask.slice(y * 48, (y + 1) * 48), v => v === 1)))), type: 'STRING' },
+      { name: 'image_id', data: ['a', 'b', 'c'], type: 'STRING' },
+      { name: 'ann_id', data: [1, 2, 3], type: 'INT32' },
+      { name: 'img_height', data: [48, 48, 48], type: 'INT32' },
+      { name: 'img_width', data: [48, 48, 48], type: 'INT32' },
+    ],
+  });
+  assert.is(await parquetRowCount(evalFile), 3);
+  const skipped: Skipped[] = [];
+  const got: EvalSample[] = [];
+  for await (const s of parquetEvalSamples(evalFile, skipped)) got.push(s);
+  assert.equal(got.map(s => s.id), ['a-1', 'b-2']);
+  assert.equal(Array.from(got[1].mask), Array.from(rows[1].mask));
+  assert.is(skipped.length, 1);
+  assert.match(skipped[0].reason, /cannot decode the image/);
+  const trainFile = path.join(tmp, 'train.parquet');
+  parquetWriteFile({
+    filename: trainFile,
+    columnData: [
+      { name: 'image', data: Array.from({ length: 10 }, (_, i) => png[i % 2]), type: 'BYTE_ARRAY' },
+      { name: 'problem', data: Array.from({ length: 10 }, (_, i) => `query ${i}`), type: 'STRING' },
+      { name: 'solution', data: Array.from({ length: 10 }, (_, i) => (i === 3 ? 'broken' : rows[0].solution)), type: 'STRING' },
+    ],
+  });
+  const sk2: Skipped[] = [];
+  const all = await parquetTrainSamples(trainFile, sk2);
+  assert.is(all.length, 9);
+  assert.equal(sk2, [{ id: '3', reason: "no '<box>' in 'solution'" }]);
+  const a = await parquetTrainSamples(trainFile, [], { subset: 4, seed: 9 });
+  const b = await parquetTrainSamples(trainFile, [], { subset: 4, seed: 9 });
+  assert.equal(a.map(s => s.query), b.map(s => s.query));
+  assert.ok(a.length <= 4);
 });
 
 test.run();
