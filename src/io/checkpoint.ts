@@ -27,3 +27,21 @@ export function openCheckpoint(p: string, opts: { root?: string } = {}): TensorS
   if (head.readUInt32LE(0) === 0x04034b50) return TorchCheckpoint.open(p, opts);
   return SafetensorsFile.open(p);
 }
+
+/**
+ * Build a model and fill it from a checkpoint path; the model is disposed if loading fails and
+ * the file is always closed.
+ */
+export function loadModel<M extends { dispose(): void }>(p: string, make: () => M, fill: (model: M, src: TensorSource) => unknown): M {
+  const src = openCheckpoint(p);
+  const model = make();
+  try {
+    fill(model, src);
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    src.close();
+  }
+}

@@ -37,6 +37,15 @@ export function pyStrip(s: string): string {
   return s.slice(a, b);
 }
 
+/** round(x) for floats: halves go to the even neighbour */
+export function pyRound(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
 /** max(a, b) as CPython evaluates it for two numbers: b if b > a else a */
 export function pyMax(a: number, b: number): number {
   return b > a ? b : a;

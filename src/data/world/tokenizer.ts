@@ -3,23 +3,17 @@
  * Hugging Face tokenizer.json (ByteLevel pre-tokenizer and decoder, BPE model, Qwen's special
  * tokens as added tokens), so the policy loads it through the same code as Qwen's own.
  */
+import { bytePairs } from '../../io/byte_alphabet.ts';
 
 /** Qwen2.5-VL's special tokens, in the order their ids follow the learned vocabulary. */
 export const SPECIAL_TOKENS = [
   '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>', '<|vision_pad|>', '<|image_pad|>', '<|video_pad|>',
 ] as const;
 
-/** GPT-2's byte -> unicode map (the ByteLevel alphabet). */
+/** GPT-2's byte -> unicode map (the ByteLevel alphabet), indexed by byte. */
 export function byteAlphabet(): string[] {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
   const out = new Array<string>(256);
-  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i])));
+  for (const [b, c] of bytePairs()) out[b] = c;
   return out;
 }
 

@@ -5,6 +5,7 @@
  * Hugging Face's CLIPImageProcessor (top = (h - R) // 2), which the DPAD reward code uses.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { pyRound } from '../../rewards/pycompat.ts';
 import { crop, resize, type ImageU8 } from '../../io/resample.ts';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
@@ -12,14 +13,6 @@ export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
 
 export type CropConvention = 'openai' | 'hf';
 
-/** Python's round(): half to even */
-function pyRound(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 /** The R x R uint8 crop the model sees. */
 export function clipResizeCrop(img: ImageU8, resolution: number, convention: CropConvention = 'openai'): ImageU8 {

@@ -9,30 +9,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { decodeHTML } from 'entities';
+import { bytePairs } from '../../io/byte_alphabet.ts';
 import { PY_WHITESPACE } from '../../rewards/pycompat.ts';
 
 export const SOT = '<|startoftext|>';
 export const EOT = '<|endoftext|>';
 
-/** GPT-2's reversible byte -> printable unicode map */
-function bytesToUnicode(): [number, string][] {
-  const bs: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
-  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  return bs.map((b, i) => [b, String.fromCodePoint(cs[i])] as [number, string]);
-}
-
 /** (byte, char) in the reference's dict order, which is also the order of the first 256 vocabulary entries */
-const BYTE_PAIRS = bytesToUnicode();
+const BYTE_PAIRS = bytePairs();
 const BYTE_ENCODER: string[] = (() => {
   const out = new Array<string>(256);
   for (const [b, c] of BYTE_PAIRS) out[b] = c;

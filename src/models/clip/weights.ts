@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { openCheckpoint } from '../../io/checkpoint.ts';
+import { loadModel } from '../../io/checkpoint.ts';
 import { toTensor, type TensorSource } from '../../io/source.ts';
 import { clipConfigFrom, type ClipConfig } from './config.ts';
 import { ClipModel } from './model.ts';
@@ -118,15 +118,6 @@ export function loadClip(dirOrFile: string, config?: ClipConfig): ClipModel {
     if (!fs.existsSync(cfgFile)) throw new Error(`${cfgFile}: no config.json beside the CLIP weights (pass a config)`);
     cfg = clipConfigFrom(JSON.parse(fs.readFileSync(cfgFile, 'utf8')), cfgFile);
   }
-  const src = openCheckpoint(dirOrFile);
-  const model = new ClipModel(cfg);
-  try {
-    loadClipWeights(model, src);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    src.close();
-  }
-  return model;
+  const c = cfg;
+  return loadModel(dirOrFile, () => new ClipModel(c), loadClipWeights);
 }

@@ -4,6 +4,7 @@
  * patches flattened merge-major as (C, T, P, P); the chat template with the image pad expanded.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { pyRound } from '../../rewards/pycompat.ts';
 import { resize, type ImageU8 } from '../../io/resample.ts';
 import { CLIP_MEAN, CLIP_STD } from '../clip/preprocess.ts';
 import type { QwenVisionConfig } from './config.ts';
@@ -12,13 +13,6 @@ import type { GridTHW } from './vision.ts';
 export const MIN_PIXELS = 3136;
 export const MAX_PIXELS = 12845056;
 
-function pyRound(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 /** smart_resize of the HF image processor: (height, width) divisible by factor, pixels within limits. */
 export function smartResize(height: number, width: number, factor = 28, minPixels = MIN_PIXELS, maxPixels = MAX_PIXELS): [number, number] {

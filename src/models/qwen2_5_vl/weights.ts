@@ -5,8 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { openCheckpoint } from '../../io/checkpoint.ts';
+import { loadModel } from '../../io/checkpoint.ts';
 import type { TensorSource } from '../../io/source.ts';
 import type { LoadReport } from '../../nn/module.ts';
 import { qwenConfigFrom, type QwenConfig } from './config.ts';
@@ -44,17 +43,5 @@ export function loadQwen(dir: string, config?: QwenConfig): Qwen2_5_VL {
   const cfgFile = path.join(dir, 'config.json');
   if (!config && !fs.existsSync(cfgFile)) throw new Error(`${dir}: no config.json`);
   const cfg = config ?? qwenConfigFrom(JSON.parse(fs.readFileSync(cfgFile, 'utf8')), cfgFile);
-  const src = openCheckpoint(dir);
-  const model = new Qwen2_5_VL(cfg);
-  try {
-    loadQwenWeights(model, src);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    src.close();
-  }
-  return model;
+  return loadModel(dir, () => new Qwen2_5_VL(cfg), loadQwenWeights);
 }
-
-export { tf };

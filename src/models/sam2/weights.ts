@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openCheckpoint } from '../../io/checkpoint.ts';
+import { loadModel } from '../../io/checkpoint.ts';
 import type { TensorSource } from '../../io/source.ts';
 import type { LoadReport } from '../../nn/module.ts';
 import { sam2ConfigFrom, SAM2_CONFIGS, type Sam2Config } from './config.ts';
@@ -46,15 +46,6 @@ export function loadSam2(p: string, config?: Sam2Config): Sam2Image {
   }
   cfg ??= configForCheckpoint(file) ?? undefined;
   if (!cfg) throw new Error(`${file}: cannot tell the model size from the name; pass a config`);
-  const src = openCheckpoint(file, { root: undefined });
-  const model = new Sam2Image(cfg);
-  try {
-    loadSam2Weights(model, src);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    src.close();
-  }
-  return model;
+  const c = cfg;
+  return loadModel(file, () => new Sam2Image(c), loadSam2Weights);
 }
