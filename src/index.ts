@@ -42,3 +42,15 @@ export { convertSam2 } from './models/sam2/convert.ts';
 export * from './rewards/index.ts';
 export * from './rl/index.ts';
 export * from './eval/metrics.ts';
+
+// the pipeline, training and evaluation
+export { Segmenter, type SegmentResult } from './pipeline/segment.ts';
+export { loadPolicy, makePolicy, encodePrompt, type Policy } from './pipeline/policy.ts';
+export { loadPolicyFrom, loadSegmenterModelFrom, loadScorerFrom, DEFAULT_WEIGHTS } from './pipeline/bundle.ts';
+export { userPrompt, normalizeQuery, DPAD_PROMPT, BASELINE_PROMPT } from './pipeline/prompt.ts';
+export { GrpoTrainer, type TrainDataset, type TrainSample, type StepLog } from './rl/trainer.ts';
+export { trainConfig, readTrainConfig, DEFAULT_TRAIN_CONFIG, type TrainConfig } from './rl/config.ts';
+export { evaluate, type EvalSample, type EvalRecord } from './eval/evaluate.ts';
+export { worldSample, referenceResponse, type WorldSample } from './data/world/generator.ts';
+export { parquetEvalSamples, parquetTrainSamples } from './data/parquet.ts';
+export { reasonSegSamples } from './data/reasonseg.ts';
