@@ -67,6 +67,20 @@ test('a run killed after a checkpoint resumes to the same parameters as an unint
   for (const f of ['reward.svg', 'reward.png', 'length.svg', 'length.png']) assert.ok(fs.existsSync(path.join(b, f)), f);
 });
 
+test('a NaN in the loss skips the update and is logged', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-nan-'));
+  const { policy, reference } = tinyPolicy(6);
+  const t = new GrpoTrainer({ config: { ...cfg(out), steps: 1, rewards: { ...cfg(out).rewards, variant: 'baseline' }, klCoef: 0 }, policy, reference: null, scorer: null, data: worldDataset(4) });
+  const norm = policy.model.namedParameters().get('model.norm.weight')!;
+  norm.assign(tf.fill(norm.shape, NaN));
+  const q = policy.model.namedParameters().get('model.layers.0.mlp.up_proj.weight')!;
+  const before = Float32Array.from(q.dataSync() as Float32Array);
+  const log = await t.trainStep();
+  assert.match(log.skipped ?? '', /non-finite/);
+  assert.equal(Array.from(q.dataSync()), Array.from(before), 'no update was applied');
+  policy.model.dispose(); reference.dispose(); t.optimizer.dispose();
+});
+
 test('configuration is checked and the dpad reward requires a scorer', () => {
   assert.throws(() => trainConfig({ samplesPerPrompt: 0 }), /'samplesPerPrompt' must be a positive integer/);
   assert.throws(() => trainConfig({ lr: -1 }), /'lr' must be a number >= 0/);
