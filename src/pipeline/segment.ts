@@ -8,7 +8,7 @@ import type { ImageU8 } from '../io/resample.ts';
 import { generate } from '../models/qwen2_5_vl/generate.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
-import { parseResponse } from '../rewards/parse.ts';
+import { parseResponse, type ParsedResponse } from '../rewards/parse.ts';
 import { pyGet, pyIndex, pyInt, pyNumber } from '../rewards/pycompat.ts';
 import { encodePrompt, type Policy } from './policy.ts';
 
@@ -40,8 +40,8 @@ export interface SegmentOptions {
 }
 
 /** box and points of an answer, in the policy frame; null with the reason when they do not parse */
-export function answerGeometry(text: string): { box: number[]; points: [number[], number[]] } | { reason: string } {
-  const p = parseResponse(text);
+export function answerGeometry(response: string | ParsedResponse): { box: number[]; points: [number[], number[]] } | { reason: string } {
+  const p = typeof response === 'string' ? parseResponse(response) : response;
   if (p.json === null) return { reason: p.jsonError ?? 'no JSON answer' };
   try {
     const b = pyGet(p.json, 'bbox');
@@ -84,7 +84,7 @@ export class Segmenter {
       query, text, think: parsed.think, answer: parsed.answer, caption: parsed.caption, bbox: null, points: null, mask: null, score: null,
       tokens: toks.length, thinkTokens: parsed.think ? this.policy.tokenizer.encode(parsed.think).length : 0, width: W, height: H,
     };
-    const g = answerGeometry(text);
+    const g = answerGeometry(parsed);
     if ('reason' in g) return { ...base, reason: `answer does not parse: ${g.reason}` };
     const v = this.policy.viewSize;
     const sx = W / v;
