@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- <section>...]   sections: backend, clip (default: all)
+ * npm run bench [-- <section>...]   sections: backend, conv, clip, qwen, sam2, sam2train, grpo (default: all)
  * Prints one line per figure; BENCHMARKS.md records them with the machine.
  */
 import * as os from 'node:os';
@@ -15,7 +15,7 @@ import { SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/config.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { worldClipConfig, worldQwenConfig, writeWorldTokenizer } from '../src/data/world/models.ts';
+import { worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/data/world/models.ts';
 import { worldTrainDataset } from '../src/data/world/dataset.ts';
 import { ClipScorer } from '../src/models/clip/scorer.ts';
 import { ClipTokenizer } from '../src/models/clip/tokenizer.ts';
@@ -79,6 +79,42 @@ if (want('qwen')) {
     const decode = (ms - pre) / (n - 1);
     console.log(`qwen decode ${useCache ? 'with' : 'without'} cache: ${decode.toFixed(0)} ms/token = ${(1000 / decode).toFixed(2)} tokens/s (batch 1, prompt ${prompt})`);
   }
+  m.dispose();
+}
+
+if (want('conv') && info.name === 'wasm') {
+  // the filter gradient of SAM2's 7x7 stride-4 patch embedding (demo size, batch 8 at 128 px):
+  // the im2col + wasm matmul kernel against the cpu kernel the bridge would run
+  const cpu = tf.findBackend('cpu')!;
+  const cpuKernel = tf.getKernel('Conv2DBackpropFilter', 'cpu')!;
+  const x = tf.randomNormal([8, 128, 128, 3]) as tf.Tensor4D;
+  const f = tf.randomNormal([7, 7, 3, 16]) as tf.Tensor4D;
+  const dy = tf.randomNormal(tf.conv2d(x, f, 4, 3).shape);
+  const fast = await timeMs(() => { tf.tidy(() => { tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 4, 3), dy)))(f).dataSync(); }); }, { reps: 5 });
+  const put = (t: tf.Tensor) => ({ dataId: cpu.write(t.dataSync().slice(), t.shape, 'float32'), shape: t.shape, dtype: 'float32' as const });
+  const slow = await timeMs(() => {
+    const ins = { x: put(x), dy: put(dy) };
+    const o = cpuKernel.kernelFunc({ inputs: ins, attrs: { strides: 4, pad: 3, dataFormat: 'NHWC', filterShape: [7, 7, 3, 16] }, backend: cpu }) as tf.TensorInfo;
+    cpu.readSync(o.dataId);
+    for (const t of [ins.x, ins.dy, o]) cpu.disposeData(t.dataId);
+  }, { reps: 2 });
+  console.log(`conv2d filter gradient 7x7/4, [8,128,128,3] -> 16: im2col + wasm matmul (forward included) ${fast.toFixed(0)} ms, cpu kernel (bridged before) ${slow.toFixed(0)} ms, ${(slow / fast).toFixed(1)}x`);
+  tf.dispose([x, f, dy]);
+}
+
+if (want('sam2train')) {
+  // one pretraining step of the demo segmenter: encode + decode (4 mask tokens) + backward, batch 8
+  const m = new Sam2Image(worldSam2Config('demo'));
+  const vars = [...m.trainableParameters().values()];
+  const px = tf.randomNormal([8, 3, 128, 128]) as tf.Tensor4D;
+  const boxes = tf.tensor2d(Array.from({ length: 8 }, () => [10, 10, 60, 60]));
+  const ms = await timeMs(() => {
+    const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mean(m.decode(m.encodeImage(px), { boxes }, 'all').lowResMasks) as tf.Scalar), vars);
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  }, { reps: 3 });
+  console.log(`sam2 demo (128 px) forward + backward, batch 8: ${ms.toFixed(0)} ms`);
+  tf.dispose([px, boxes]);
   m.dispose();
 }
 

@@ -1,6 +1,8 @@
 /**
  * GRPO training in one process:
- *   npx tsx examples/train.ts [--config train.json] [--weights weights/demo] [--out runs/grpo] [--fresh]
+ *   npx tsx examples/train.ts [--config train.json] [--weights weights/demo] [--out runs/grpo] [--fresh] [--eval N]
+ * On the world (no --data), the policy is measured on N held-out test samples before and after
+ * training (mean total reward, its components, gIoU, cIoU; greedy decoding): before_after.json.
  * The config's fields (src/rl/config.ts) default to the paper's. Without --data the embedded world's
  * train split is used; with --data, a Seg-Zero training parquet (see README).
  */
@@ -10,7 +12,9 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { worldSample } from '../src/data/world/generator.ts';
 import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom } from '../src/pipeline/bundle.ts';
+import { evaluateOnWorld } from '../src/eval/world_policy.ts';
+import { writeJsonAtomic } from '../src/io/atomic.ts';
+import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
 import { readTrainConfig, trainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer, type TrainDataset } from '../src/rl/trainer.ts';
 import { parquetTrainSamples } from '../src/data/parquet.ts';
@@ -18,6 +22,7 @@ import { parquetTrainSamples } from '../src/data/parquet.ts';
 const { values } = parseArgs({ options: {
   config: { type: 'string' }, weights: { type: 'string', default: DEFAULT_WEIGHTS }, out: { type: 'string' },
   fresh: { type: 'boolean', default: false }, 'world-size': { type: 'string', default: '512' }, data: { type: 'string' }, subset: { type: 'string', default: '3000' },
+  eval: { type: 'string', default: '40' },
 } });
 await initBackend();
 const cfg = values.config ? readTrainConfig(values.config) : trainConfig({});
@@ -41,7 +46,25 @@ if (values.data) {
 }
 fs.mkdirSync(cfg.outDir, { recursive: true });
 fs.writeFileSync(path.join(cfg.outDir, 'config.json'), JSON.stringify(cfg, null, 2));
+const nEval = values.data ? 0 : Number(values.eval);
+// the held-out measure uses the DPAD reward (with CLIP) for both variants, so the figures compare
+const evalScorer = nEval ? scorer ?? loadScorerFrom(values.weights!) : null;
+const sam = nEval ? loadSegmenterModelFrom(values.weights!) : null;
+const measure = async (when: string) => {
+  const r = await evaluateOnWorld(policy, sam!, evalScorer, { split: 'test', n: nEval });
+  console.log(`${when}: test reward ${r.reward.toFixed(3)}  gIoU ${(r.gIoU * 100).toFixed(1)}  cIoU ${(r.cIoU * 100).toFixed(1)}  (${nEval} samples)`);
+  return r;
+};
+const baFile = path.join(cfg.outDir, 'before_after.json');
+const prior = fs.existsSync(baFile) && !values.fresh ? JSON.parse(fs.readFileSync(baFile, 'utf8')) : null;
+const before = nEval ? prior?.before ?? (await measure('before')) : null;
+if (before) writeJsonAtomic(baFile, { before });
 const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer, data });
 const logs = await trainer.run({ fresh: values.fresh });
 const last = logs[logs.length - 1];
 console.log(`trained to step ${trainer.step}/${trainer.totalSteps}; last mean reward ${last?.reward.mean.toFixed(3) ?? '-'}; logs, curves and checkpoints in ${cfg.outDir}`);
+if (before) {
+  const after = await measure('after');
+  writeJsonAtomic(baFile, { before, after, steps: trainer.step, config: values.config ?? null });
+  console.log(`held-out test (${nEval} samples): reward ${before.reward.toFixed(3)} -> ${after.reward.toFixed(3)}, gIoU ${(before.gIoU * 100).toFixed(1)} -> ${(after.gIoU * 100).toFixed(1)}; ${baFile}`);
+}

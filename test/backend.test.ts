@@ -29,4 +29,32 @@ test('conv2d filter gradient (bridged on wasm) matches a finite difference', () 
   assert.ok(Math.abs(g.dataSync()[0] - 10) < 1e-5);
 });
 
+test('fast conv2d filter gradient equals the cpu kernel (strides, padding, 1x1 and 7x7)', () => {
+  const cases: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; pad: 'valid' | 'same' | number }[] = [
+    { x: [2, 9, 9, 3], f: [7, 7, 3, 4], s: 4, pad: 3 },
+    { x: [1, 8, 8, 5], f: [1, 1, 5, 6], s: 1, pad: 0 },
+    { x: [2, 7, 6, 2], f: [3, 3, 2, 3], s: 2, pad: 'same' },
+    { x: [1, 6, 6, 2], f: [2, 2, 2, 2], s: 2, pad: 'valid' },
+  ];
+  const cpu = tf.findBackend('cpu')!;
+  const cpuKernel = tf.getKernel('Conv2DBackpropFilter', 'cpu')!;
+  for (const c of cases) {
+    tf.tidy(() => {
+      const x = tf.randomNormal(c.x, 0, 1, 'float32', 1) as tf.Tensor4D;
+      const f = tf.randomNormal(c.f, 0, 1, 'float32', 2) as tf.Tensor4D;
+      const y = tf.conv2d(x, f, c.s, c.pad);
+      const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 3);
+      const g = tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, c.s, c.pad), dy)))(f);
+      const put = (t: tf.Tensor) => ({ dataId: cpu.write(t.dataSync().slice(), t.shape, 'float32'), shape: t.shape, dtype: 'float32' as const });
+      const ref = cpuKernel.kernelFunc({ inputs: { x: put(x), dy: put(dy) }, attrs: { strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape: c.f }, backend: cpu }) as tf.TensorInfo;
+      const want = cpu.readSync(ref.dataId) as Float32Array;
+      const got = g.dataSync();
+      assert.is(got.length, want.length);
+      let err = 0;
+      for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+      assert.ok(err < 1e-3, `${JSON.stringify(c)}: max error ${err}`);
+    });
+  }
+});
+
 test.run();

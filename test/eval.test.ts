@@ -61,7 +61,23 @@ test('a ReasonSeg-layout folder is evaluated; malformed samples are skipped with
   assert.is(m.all.cIoU, again.cIoU);
   assert.is(tables.all.n, 3);
   assert.ok(Object.keys(m.strata.kind).length === 2, 'stratified by sentence / phrase');
-  assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /\| all \| 3 \|/);
+  const rep = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(rep, /\| all \| 3 \|/);
+  // Figure 4 / Figure 5 as real PNGs, and the worst-sample overlays (3 samples, default N = 8)
+  for (const f of ['tokens_scatter.png', 'tokens_by_group.png']) {
+    const meta = await sharp(path.join(out, f)).metadata();
+    assert.is(meta.format, 'png', f);
+    assert.ok(meta.width! >= 300, f);
+    assert.match(rep, new RegExp(f.replace('.', '\\.')));
+  }
+  const worst = fs.readdirSync(path.join(out, 'worst')).filter(f => f.endsWith('.png')).sort();
+  assert.equal(worst, ['s0.png', 's1.png', 's2.png']);
+  const ov = await sharp(path.join(out, 'worst', 's0.png')).metadata();
+  assert.equal([ov.width, ov.height], [2 * 64 + 4, 64], 'prediction beside ground truth');
+  const index = fs.readFileSync(path.join(out, 'worst', 'index.md'), 'utf8');
+  const ious = [...index.matchAll(/^\| \d+ \| \S+ \| ([\d.]+) \|/gm)].map(m => Number(m[1]));
+  assert.is(ious.length, 3);
+  assert.equal(ious, [...ious].sort((a, b) => a - b), 'ranked by IoU, lowest first');
   seg.dispose(); policy.model.dispose(); reference.dispose();
 });
 
@@ -83,8 +99,10 @@ test('a killed evaluation resumes without counting any sample twice', async () =
   function* all() { for (let i = 0; i < 4; i++) yield mk(i); }
   const orig = seg.segment.bind(seg);
   seg.segment = async (...a) => { segmented++; return orig(...a); };
-  const { records } = await evaluate(seg, all(), 4, { outDir: out, maxNewTokens: 3 });
+  const { records } = await evaluate(seg, all(), 4, { outDir: out, maxNewTokens: 3, worst: 3 });
   assert.is(segmented, 2, 'only the two missing samples are run');
+  const kept = fs.readdirSync(path.join(out, 'worst')).filter(f => f.endsWith('.png'));
+  assert.ok(kept.length <= 3, `at most N = 3 overlays after the resumed run (${kept})`);
   assert.equal(records.map(r => r.id).sort(), ['test-0', 'test-1', 'test-2', 'test-3']);
   assert.is(readResults(path.join(out, 'results.jsonl')).length, 4);
   seg.dispose(); policy.model.dispose(); reference.dispose();

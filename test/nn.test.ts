@@ -153,6 +153,35 @@ class Toy extends Module {
   }
 }
 
+test('initialize(seed) re-draws every parameter from its own initialiser, reproducibly', () => {
+  class Net extends Module {
+    readonly fc: Linear;
+    readonly emb: Embedding;
+    readonly norm: LayerNorm;
+    constructor() {
+      super(null, '');
+      this.fc = new Linear(this, 'fc', 400, 50);
+      this.emb = new Embedding(this, 'emb', 300, 20);
+      this.norm = new LayerNorm(this, 'norm', 20);
+    }
+  }
+  const a = new Net().initialize(3);
+  const b = new Net().initialize(3);
+  const c = new Net().initialize(4);
+  for (const [n, v] of a.namedParameters()) assert.equal(Array.from(v.dataSync()), Array.from(b.namedParameters().get(n)!.dataSync()), n);
+  assert.not.equal(Array.from(a.fc.weight.dataSync()), Array.from(c.fc.weight.dataSync()));
+  // Linear: uniform +-1/sqrt(in); Embedding: N(0, 1); LayerNorm: ones / zeros
+  const w = a.fc.weight.dataSync();
+  const bound = 1 / Math.sqrt(400);
+  assert.ok(w.every(x => Math.abs(x) <= bound + 1e-7), 'uniform within the fan-in bound');
+  assert.ok(Math.max(...w) > 0.9 * bound, 'and spread over it');
+  const e = a.emb.weight.dataSync();
+  const std = Math.sqrt(e.reduce((s, x) => s + x * x, 0) / e.length);
+  assert.ok(Math.abs(std - 1) < 0.05, `embedding std ${std}`);
+  assert.ok(a.norm.weight.dataSync().every(x => x === 1));
+  [a, b, c].forEach(m => m.dispose());
+});
+
 test('strict loading reports every missing, unexpected and mis-shaped key in one error', () => {
   const m = new Toy();
   const src = new Map<string, tf.Tensor>([

@@ -3,8 +3,8 @@
  *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
  *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S]
  *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S]
- * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice of the box-prompted
- * low-resolution mask; policy: teacher-forced cross-entropy on reference responses in the SPEC
+ * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice (low resolution), dice at
+ * the image's resolution and the IoU-head MSE, for box and box + points prompts; policy: teacher-forced cross-entropy on reference responses in the SPEC
  * format (the warm start). Each writes config, weights and a manifest (command, seed, metrics),
  * checkpoints every --every steps, and is reproducible from its seed.
  */
@@ -18,6 +18,7 @@ import { referenceResponse, worldSample, type WorldSample } from '../src/data/wo
 import { qwenConfigJson, worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/data/world/models.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { crop, resize } from '../src/io/resample.ts';
+import { interpolate } from '../src/nn/interpolate.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { ClipModel, l2normalize } from '../src/models/clip/model.ts';
 import { clipPreprocessBatch } from '../src/models/clip/preprocess.ts';
@@ -27,6 +28,7 @@ import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
+import { sam2BoxIoU } from '../src/eval/demo.ts';
 import type { Module } from '../src/nn/module.ts';
 import { encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
@@ -163,48 +165,57 @@ if (what === 'clip') {
 if (what === 'sam2') {
   const cfg = worldSam2Config('demo');
   const m = new Sam2Image(cfg);
-  seedInit(m, seed);
+  // the modules' own (torch-default) initialisers, seeded; the Fourier matrix is a fixed buffer in SAM2
+  m.initialize(seed);
+  m.setTrainable(false, n => n.endsWith('positional_encoding_gaussian_matrix'));
   const S = cfg.image_size;
   const low = S / 4;
-  const B = Number(values.batch ?? 4);
+  const B = Number(values.batch ?? 8);
   const maskLow = (s: WorldSample) => {
     const r = resize({ width: s.image.width, height: s.image.height, channels: 1, data: Uint8Array.from(s.mask, v => v * 255) }, low, low, 'bilinear');
     return Float32Array.from(r.data, v => (v > 127 ? 1 : 0));
   };
-  const iouOf = (s: WorldSample, pred: Float32Array) => {
-    const gt = maskLow(s);
-    let i = 0, u = 0;
-    for (let k = 0; k < gt.length; k++) { const a = pred[k] > 0; const b = gt[k] > 0; if (a && b) i++; if (a || b) u++; }
-    return u ? i / u : 0;
-  };
-  const run = (samples: WorldSample[]) => {
-    const feats = samples.map(s => { const px = sam2Preprocess(s.image, S); const f = m.encodeImage(px); px.dispose(); return f; });
+  // prompts in the model's S x S frame: the box (corners as the predictor sends them) and the two inner points
+  const prompts = (samples: WorldSample[], withPoints: boolean) => {
     const k = S / samples[0].image.width;
-    const outs = samples.map((s, j) => m.decode(feats[j], { boxes: tf.tensor2d([[s.box[0] * k, s.box[1] * k, (s.box[2] + 1) * k, (s.box[3] + 1) * k]]) }, false).lowResMasks);
-    return tf.concat(outs, 0).reshape([samples.length, low * low]);
+    return {
+      boxes: tf.tensor2d(samples.map(s => [s.box[0] * k, s.box[1] * k, (s.box[2] + 1) * k, (s.box[3] + 1) * k])),
+      pointCoords: withPoints ? tf.tensor3d(samples.map(s => s.points.map(p => [p[0] * k, p[1] * k]))) : null,
+      pointLabels: withPoints ? new Int32Array(samples.length * 2).fill(1) : null,
+    };
   };
-  await loop('sam2', m, Number(values.steps ?? 400), Number(values.lr ?? 2e-3), i => {
+  await loop('sam2', m, Number(values.steps ?? 1500), Number(values.lr ?? 3e-3), i => {
     const samples = Array.from({ length: B }, (_, k) => train(i * B + k, seed));
-    const gt = tf.tensor2d(Float32Array.from(samples.flatMap(s => Array.from(maskLow(s)))), [B, low * low]);
+    const W = samples[0].image.width;
+    const gtFull = tf.tensor3d(Float32Array.from(samples.flatMap(s => Array.from(s.mask))), [B, 1, W * W]);
+    const gtLow = tf.tensor3d(Float32Array.from(samples.flatMap(s => Array.from(maskLow(s)))), [B, 1, low * low]);
+    const pr = prompts(samples, i % 2 === 1);
+    const px = tf.concat(samples.map(s => sam2Preprocess(s.image, S)), 0) as tf.Tensor4D;
     const l = tf.tidy(() => {
-      const logits = run(samples);
-      const bce = tf.losses.sigmoidCrossEntropy(gt, logits);
-      const p = tf.sigmoid(logits);
-      const dice = tf.sub(1, tf.div(tf.add(tf.mul(2, tf.sum(tf.mul(p, gt), 1)), 1), tf.add(tf.add(tf.sum(p, 1), tf.sum(gt, 1)), 1)));
-      return tf.add(bce, tf.mean(dice)) as tf.Scalar;
+      const f = m.encodeImage(px);
+      const out = m.decode(f, pr, 'all');
+      // every mask token learns the target: BCE + dice on the low-resolution logits, and dice on the
+      // logits upsampled to the image's size (what the predictor thresholds)
+      const lowLogits = out.lowResMasks.reshape([B, 4, low * low]);
+      const fullLogits = interpolate(out.lowResMasks, W, W, 'bilinear').reshape([B, 4, W * W]);
+      const gl = tf.tile(gtLow, [1, 4, 1]);
+      const gf = tf.tile(gtFull, [1, 4, 1]);
+      const bce = tf.mean(tf.add(tf.sub(tf.relu(lowLogits), tf.mul(lowLogits, gl)), tf.log1p(tf.exp(tf.neg(tf.abs(lowLogits))))));
+      const dice = (logits: tf.Tensor, g: tf.Tensor) => {
+        const p = tf.sigmoid(logits);
+        return tf.mean(tf.sub(1, tf.div(tf.add(tf.mul(2, tf.sum(tf.mul(p, g), -1)), 1), tf.add(tf.add(tf.sum(p, -1), tf.sum(g, -1)), 1))));
+      };
+      // the IoU head regresses the IoU of its own hard mask (a target without gradient)
+      const iouT = tf.tidy(() => {
+        const hard = tf.greater(tf.tensor(fullLogits.dataSync(), fullLogits.shape), 0).cast('float32'); // a copy, off the tape
+        return tf.div(tf.sum(tf.mul(hard, gf), -1), tf.maximum(tf.sum(tf.maximum(hard, gf), -1), 1));
+      });
+      const iouLoss = tf.mean(tf.square(tf.sub(out.iouPredictions, iouT)));
+      return tf.addN([bce, dice(lowLogits, gl), dice(fullLogits, gf), iouLoss]) as tf.Scalar;
     });
-    gt.dispose();
+    tf.dispose([gtFull, gtLow, px, pr.boxes, pr.pointCoords ?? []]);
     return l;
-  }, () => {
-    let sum = 0;
-    const n = 60;
-    for (let i = 0; i < n; i++) {
-      const s = worldSample('val', i);
-      const pred = tf.tidy(() => run([s]).dataSync() as Float32Array);
-      sum += iouOf(s, pred);
-    }
-    return { boxPromptLowResIoU: sum / n };
-  }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
+  }, () => { const r = sam2BoxIoU(m, 'val', 60); return { valBoxIoU: r.box, valBoxPointsIoU: r.boxPoints }; }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
 }
 
 if (what === 'policy') {

@@ -11,6 +11,8 @@ import { resize, type ImageU8 } from '../io/resample.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
 import type { Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
+import { evaluationFigures } from './figures.ts';
+import { WorstSamples, type WorstEntry } from './worst.ts';
 import { maskArea, maskIntersectionUnion, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
 
 export interface EvalSample {
@@ -58,6 +60,10 @@ export interface EvaluateOptions {
   scorer?: ClipScorer | null;
   maxNewTokens?: number;
   name?: string;
+  /** overlays of the N lowest-IoU samples in <outDir>/worst (default 8; 0 for none) */
+  worst?: number;
+  /** tokens_scatter.png (Figure 4) and tokens_by_group.png (Figure 5); default true */
+  figures?: boolean;
 }
 
 export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
@@ -68,6 +74,8 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
   writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
   const bar = new Progress(opts.name ?? 'eval', total);
   bar.tick(done.size);
+  const iouOf = (r: { i: number; u: number }) => (r.u ? r.i / r.u : 1);
+  const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
   const v = segmenter.policy.viewSize;
   for await (const s of samples) {
     if (done.has(s.id)) continue;
@@ -91,12 +99,15 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
     };
     fs.appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
     done.set(s.id, rec);
+    await worst.add({ id: s.id, query: s.query, iou: iouOf(rec) }, s.image, { mask: r.mask ?? null, bbox: r.bbox, points: r.points, caption: r.caption }, s.mask);
     bar.tick(1);
   }
   const records = [...done.values()];
   const tables = stratifiedTables(records);
   writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), tables);
-  writeFileAtomic(path.join(opts.outDir, 'report.md'), report(opts.name ?? 'evaluation', tables, records));
+  const worstList = worst.writeIndex();
+  const figures = opts.figures ?? true ? await evaluationFigures(opts.outDir, opts.name ?? 'evaluation', records) : [];
+  writeFileAtomic(path.join(opts.outDir, 'report.md'), report(opts.name ?? 'evaluation', tables, records, { figures, worst: worstList }));
   return { records, tables };
 }
 
@@ -107,12 +118,18 @@ function row(name: string, t: MetricTable): string {
   return `| ${name} | ${t.n} | ${f1(t.gIoU)} | ${f1(t.cIoU)} | ${t.tokens.mean.toFixed(1)} | ${f2(t.S1)} | ${f2(t.S2)} | ${t.SNR.toFixed(3)} | ${f2(t.TS1)} | ${f2(t.TS2)} | ${t.TSNR.toFixed(3)} |`;
 }
 
-export function report(name: string, tables: ReturnType<typeof stratifiedTables>, records: EvalRecord[]): string {
+export function report(name: string, tables: ReturnType<typeof stratifiedTables>, records: EvalRecord[], extra: { figures?: string[]; worst?: WorstEntry[] } = {}): string {
   const head = '| split | n | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |\n|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = [`# ${name}`, '', 'gIoU / cIoU in %, S and TS x100 (cosine), SNR = S1 / S2 of the means, #Tok = think tokens (mean).', '', head, row('all', tables.all)];
   for (const [key, groups] of Object.entries(tables.strata)) for (const [v, t] of Object.entries(groups)) lines.push(row(`${key}: ${v}`, t));
   const failed = records.filter(r => r.reason).length;
   const tk = tables.all.tokens;
   lines.push('', `Think tokens: mean ${tk.mean.toFixed(1)}, std ${tk.std.toFixed(1)}, median ${tk.median}, min ${tk.min}, max ${tk.max}.`, `Responses without a usable answer: ${failed} of ${records.length}.`, '');
+  if (extra.figures?.length) lines.push('## Think tokens', '', ...extra.figures.map(f => `![${f}](${f})`), '');
+  if (extra.worst?.length) {
+    lines.push(`## The ${extra.worst.length} worst samples`, '', '| id | IoU | query |', '|---|---|---|');
+    for (const w of extra.worst) lines.push(`| [${w.id}](worst/index.md) | ${(w.iou * 100).toFixed(1)} | ${w.query.replace(/\|/g, '\\|')} |`);
+    lines.push('');
+  }
   return lines.join('\n');
 }

@@ -54,12 +54,12 @@ export interface LoadReport {
   ignored: string[];
 }
 
-function initTensor(init: Init, shape: number[]): tf.Tensor {
+function initTensor(init: Init, shape: number[], seed?: number): tf.Tensor {
   if (init === 'zeros') return tf.zeros(shape);
   if (init === 'ones') return tf.ones(shape);
   if (typeof init === 'function') return init(shape);
-  if ('normal' in init) return tf.randomNormal(shape, 0, init.normal);
-  return tf.randomUniform(shape, -init.uniform, init.uniform);
+  if ('normal' in init) return tf.randomNormal(shape, 0, init.normal, 'float32', seed);
+  return tf.randomUniform(shape, -init.uniform, init.uniform, 'float32', seed);
 }
 
 export class Module {
@@ -69,6 +69,7 @@ export class Module {
   private readonly ownParams = new Map<string, tf.Variable>();
   /** 2-D parameters held transposed ([in, out] for a checkpoint's [out, in]) */
   private readonly transposedParams = new Set<string>();
+  private readonly inits = new Map<string, { init: Init; shape: number[] }>();
   private readonly children: Module[] = [];
 
   constructor(parent: Module | null, prefix: string) {
@@ -91,8 +92,30 @@ export class Module {
       return tf.variable(opts.transposed ? tf.transpose(t) : t, true);
     });
     this.ownParams.set(name, v);
+    this.inits.set(name, { init, shape });
     if (opts.transposed) this.transposedParams.add(name);
     return v;
+  }
+
+  /**
+   * Re-draw every parameter from the initialiser it was declared with, deterministically from
+   * `seed` (each parameter gets its own stream, in declaration order): a reproducible fresh model.
+   */
+  initialize(seed: number): this {
+    let k = 0;
+    const walk = (m: Module) => {
+      for (const [n, v] of m.ownParams) {
+        const { init, shape } = m.inits.get(n)!;
+        const s = seed * 100003 + k++;
+        tf.tidy(() => {
+          const t = initTensor(init, shape, s);
+          v.assign(m.transposedParams.has(n) ? tf.transpose(t) : t);
+        });
+      }
+      for (const c of m.children) walk(c);
+    };
+    walk(this);
+    return this;
   }
 
   /** Full names of the parameters held transposed. */

@@ -53,7 +53,7 @@ class UpConv2x extends Module {
 }
 
 export interface DecodeOutput {
-  /** [B, M, 4h, 4w] mask logits (M = 3 multimask, else 1) */
+  /** [B, M, 4h, 4w] mask logits (M = 3 multimask, 4 with 'all' (every mask token, for training), else 1) */
   lowResMasks: tf.Tensor4D;
   /** [B, M] */
   iouPredictions: tf.Tensor2D;
@@ -101,7 +101,7 @@ export class MaskDecoder extends Module {
    * image [1 or B, C, h, w] (repeated over the prompts), pe [1, C, h, w], sparse [B, N, C],
    * dense [B, C, h, w], highRes [feat_s0 [1, C/8, 4h, 4w], feat_s1 [1, C/4, 2h, 2w]].
    */
-  forward(image: tf.Tensor4D, pe: tf.Tensor4D, sparse: tf.Tensor3D, dense: tf.Tensor4D, highRes: [tf.Tensor4D, tf.Tensor4D], multimask: boolean): DecodeOutput {
+  forward(image: tf.Tensor4D, pe: tf.Tensor4D, sparse: tf.Tensor3D, dense: tf.Tensor4D, highRes: [tf.Tensor4D, tf.Tensor4D], multimask: boolean | 'all'): DecodeOutput {
     return tf.tidy(() => {
       const b = sparse.shape[0];
       const dim = sparse.shape[2];
@@ -125,6 +125,7 @@ export class MaskDecoder extends Module {
       const masks = tf.matMul(hyper, up.reshape([b, uc, uh * uw])).reshape([b, this.numMaskTokens, uh, uw]) as tf.Tensor4D;
       const iou = this.iou_prediction_head.forward(iouOut) as tf.Tensor2D;
       const obj = this.pred_obj_score_head ? (this.pred_obj_score_head.forward(hs.slice([0, 0, 0], [b, 1, dim]).reshape([b, dim])) as tf.Tensor2D) : tf.fill([b, 1], 10) as tf.Tensor2D;
+      if (multimask === 'all') return { lowResMasks: masks, iouPredictions: iou, objectScoreLogits: obj };
       if (multimask) {
         return { lowResMasks: masks.slice([0, 1, 0, 0], [b, 3, uh, uw]), iouPredictions: iou.slice([0, 1], [b, 3]), objectScoreLogits: obj };
       }

@@ -74,7 +74,7 @@ export class Sam2Image extends Module {
    * Prompts -> masks. A box becomes two corner points with labels 2 and 3 placed before the other
    * points, and the prompt encoder pads with one "not a point", as SAM2ImagePredictor._predict does.
    */
-  decode(features: ImageFeatures, prompts: Prompts, multimask: boolean): DecodeOutput {
+  decode(features: ImageFeatures, prompts: Prompts, multimask: boolean | 'all'): DecodeOutput {
     return tf.tidy((): DecodeOutput & tf.TensorContainerObject => {
       const parts: tf.Tensor3D[] = [];
       const labs: number[][] = [];

@@ -1,0 +1,58 @@
+/**
+ * A policy measured on the embedded world's held-out split with greedy decoding: the mean of
+ * the composite reward and of each component (against the world's ground truth, CLIP scoring the
+ * caption as in training) and gIoU / cIoU of the full segment pipeline (policy -> SAM2).
+ * `npm run train` reports it before and after training.
+ */
+import { worldSample, type Split } from '../data/world/generator.ts';
+import { resize } from '../io/resample.ts';
+import type { Sam2Image } from '../models/sam2/model.ts';
+import { computeReward, type RewardConfig } from '../rewards/composite.ts';
+import { captionScores, type CaptionScorer } from '../rewards/discriminative.ts';
+import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
+import type { Policy } from '../pipeline/policy.ts';
+import { Segmenter } from '../pipeline/segment.ts';
+import { Progress } from '../util/progress.ts';
+import { giouCiou, maskIntersectionUnion } from './metrics.ts';
+
+export interface WorldPolicyReport {
+  split: Split;
+  n: number;
+  /** mean composite reward (the variant's components, weights 1) */
+  reward: number;
+  components: Record<string, number>;
+  gIoU: number;
+  cIoU: number;
+  meanResponseTokens: number;
+}
+
+export async function evaluateOnWorld(policy: Policy, sam: Sam2Image, scorer: CaptionScorer | null, opts: { split?: Split; n?: number; maxNewTokens?: number; rewards?: Partial<RewardConfig>; quiet?: boolean } = {}): Promise<WorldPolicyReport> {
+  const split = opts.split ?? 'test';
+  const n = opts.n ?? 40;
+  const seg = new Segmenter(policy, sam);
+  const sums: Record<string, number> = {};
+  let reward = 0;
+  let tokens = 0;
+  const iu: { i: number; u: number }[] = [];
+  const bar = opts.quiet ? null : new Progress(`eval ${split}`, n);
+  const v = policy.viewSize;
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = worldSample(split, i, { frame: v });
+      const r = await seg.segment(s.image, s.query, { maxNewTokens: opts.maxNewTokens ?? 160, variant: opts.rewards?.variant ?? 'dpad' });
+      const gt = parseGroundTruth(s.solution);
+      const parsed = parseResponse(r.text);
+      const [sc] = scorer ? await captionScores(scorer, resize(s.image, v, v, 'bilinear'), gt.box, [parsed]) : [null];
+      const rw = computeReward(parsed, gt, sc, opts.rewards);
+      reward += rw.total;
+      for (const [k, c] of Object.entries(rw.components)) sums[k] = (sums[k] ?? 0) + c!.value;
+      iu.push(r.mask ? maskIntersectionUnion(r.mask, s.mask) : { i: 0, u: s.mask.reduce((a, b) => a + b, 0) });
+      tokens += r.tokens;
+      bar?.tick();
+    }
+  } finally {
+    seg.dispose();
+  }
+  const { gIoU, cIoU } = giouCiou(iu);
+  return { split, n, reward: reward / n, components: Object.fromEntries(Object.entries(sums).map(([k, x]) => [k, x / n])), gIoU, cIoU, meanResponseTokens: tokens / n };
+}

@@ -1,0 +1,36 @@
+/**
+ * The demo weights' acceptance figures on the world's held-out test split (RESULTS.md):
+ *   npx tsx tools/eval-demo.ts [--weights weights/demo] [--n 200] [--policy-n 40] [--out out/demo-metrics.json]
+ * SAM2: mean IoU from the GT box (single-mask output) and from box + points (the pipeline's call);
+ * CLIP: share of targets with S1 > S2 for the reference caption; policy: mean format rewards (and
+ * the other components, gIoU) of greedy answers.
+ */
+import { parseArgs } from 'node:util';
+import { initBackend } from '../src/backend.ts';
+import { clipS1AboveS2, sam2BoxIoU } from '../src/eval/demo.ts';
+import { evaluateOnWorld } from '../src/eval/world_policy.ts';
+import { writeJsonAtomic } from '../src/io/atomic.ts';
+import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
+
+const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, n: { type: 'string', default: '200' }, 'policy-n': { type: 'string', default: '40' }, out: { type: 'string', default: 'out/demo-metrics.json' }, only: { type: 'string' } } });
+await initBackend();
+const W = values.weights!;
+const n = Number(values.n);
+const only = values.only?.split(',');
+const want = (k: string) => !only || only.includes(k);
+const result: Record<string, unknown> = { weights: W, split: 'test' };
+const sam = loadSegmenterModelFrom(W);
+if (want('sam2')) {
+  result.sam2 = sam2BoxIoU(sam, 'test', n);
+  console.log('sam2', JSON.stringify(result.sam2));
+}
+const scorer = loadScorerFrom(W);
+if (want('clip')) {
+  result.clip = await clipS1AboveS2(scorer, 'test', n);
+  console.log('clip', JSON.stringify(result.clip));
+}
+if (want('policy')) {
+  result.policy = await evaluateOnWorld(loadPolicyFrom(W), sam, scorer, { split: 'test', n: Number(values['policy-n']) });
+  console.log('policy', JSON.stringify(result.policy));
+}
+writeJsonAtomic(values.out!, result);
