@@ -2,6 +2,7 @@ import './helpers/setup.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -79,6 +80,27 @@ test('a ReasonSeg-layout folder is evaluated; malformed samples are skipped with
   assert.is(ious.length, 3);
   assert.equal(ious, [...ious].sort((a, b) => a - b), 'ranked by IoU, lowest first');
   seg.dispose(); policy.model.dispose(); reference.dispose();
+});
+
+test('npm run eval (examples/eval.ts) with the demo weights on a ReasonSeg folder and the world test split writes every output', async () => {
+  const data = path.join(tmp, 'reasonseg-cli');
+  await writeReasonSeg(data);
+  const out = path.join(tmp, 'cli-out');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/eval.ts', '--data', data, '--data', 'world:test:2', '--weights', 'weights/demo', '--out', out, '--max-new-tokens', '48', '--worst', '2'], { encoding: 'utf8', env: { ...process.env, DPAD_QUIET: '1' } });
+  assert.is(r.status, 0, r.stderr);
+  const dirs = fs.readdirSync(out).filter(d => fs.statSync(path.join(out, d)).isDirectory()).sort();
+  assert.is(dirs.length, 2, dirs.join(','));
+  for (const d of dirs) {
+    for (const f of ['results.jsonl', 'metrics.json', 'report.md', 'tokens_scatter.png', 'tokens_by_group.png', 'skipped.json', 'worst/index.md']) assert.ok(fs.existsSync(path.join(out, d, f)), `${d}/${f}`);
+    const recs = readResults(path.join(out, d, 'results.jsonl'));
+    const m = JSON.parse(fs.readFileSync(path.join(out, d, 'metrics.json'), 'utf8'));
+    const again = giouCiou(recs);
+    assert.is(m.all.gIoU, again.gIoU);
+    assert.is(m.all.cIoU, again.cIoU);
+    assert.ok(fs.readdirSync(path.join(out, d, 'worst')).filter(f => f.endsWith('.png')).length === 2);
+  }
+  assert.ok(fs.existsSync(path.join(out, 'tokens_by_dataset.png')), 'Figure 5 across the two datasets');
+  assert.match(r.stdout, /world:test:2: gIoU/);
 });
 
 test('a killed evaluation resumes without counting any sample twice', async () => {

@@ -175,7 +175,7 @@ test('initialize(seed) re-draws every parameter from its own initialiser, reprod
   const bound = 1 / Math.sqrt(400);
   assert.ok(w.every(x => Math.abs(x) <= bound + 1e-7), 'uniform within the fan-in bound');
   assert.ok(Math.max(...w) > 0.9 * bound, 'and spread over it');
-  const e = a.emb.weight.dataSync();
+  const e = Array.from(a.emb.weight.dataSync());
   const std = Math.sqrt(e.reduce((s, x) => s + x * x, 0) / e.length);
   assert.ok(Math.abs(std - 1) < 0.05, `embedding std ${std}`);
   assert.ok(a.norm.weight.dataSync().every(x => x === 1));

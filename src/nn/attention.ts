@@ -32,18 +32,29 @@ export function scaledDotProductAttention(
     const h = q.shape[1];
     const hkv = k.shape[1];
     if (h % hkv) throw new Error(`attention: ${h} query heads are not a multiple of ${hkv} kv heads`);
-    const kk = repeatKv(k, h / hkv);
-    const vv = repeatKv(v, h / hkv);
+    const g = h / hkv;
     const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
-    const [b, , lq] = q.shape;
+    const [b, , lq, dh] = q.shape;
     const lk = k.shape[2];
+    // grouped-query attention without copying the kv heads: the g query heads that share a kv head
+    // are contiguous, so q [B, H, n, D] is read as [B, Hkv, g*n, D] against k, v [B, Hkv, Lk, D]
+    // (repeating the kv cache with tile cost ~80% of a decoding step on wasm)
+    const grouped = g > 1 && (!opts.mask || (opts.mask.rank === 4 && opts.mask.shape[1] === 1));
+    const kk = grouped ? k : repeatKv(k, g);
+    const vv = grouped ? v : repeatKv(v, g);
     // bound the [B, H, Lq, Lk] score tensor: long sequences (SAM2's global attention at 1024 px)
     // are processed in query chunks, which keeps the wasm heap within its 4 GiB
     const chunk = Math.max(1, Math.floor((opts.chunkElements ?? ATTENTION_CHUNK_ELEMENTS) / (b * h * lk)));
     const attend = (qc: tf.Tensor4D, mask: tf.Tensor | null | undefined) => {
-      let logits = tf.mul(tf.matMul(qc, kk, false, true), scale);
-      if (mask) logits = tf.add(logits, mask);
-      return tf.matMul(tf.softmax(logits, -1), vv) as tf.Tensor4D;
+      if (!grouped) {
+        let logits = tf.mul(tf.matMul(qc, kk, false, true), scale);
+        if (mask) logits = tf.add(logits, mask);
+        return tf.matMul(tf.softmax(logits, -1), vv) as tf.Tensor4D;
+      }
+      const n = qc.shape[2];
+      let logits: tf.Tensor = tf.mul(tf.matMul(qc.reshape([b, hkv, g * n, dh]), kk, false, true), scale); // [B, Hkv, g*n, Lk]
+      if (mask) logits = tf.add(logits.reshape([b, hkv, g, n, lk]), mask.reshape([mask.shape[0] as number, 1, 1, mask.shape[2] as number, lk])).reshape([b, hkv, g * n, lk]);
+      return tf.matMul(tf.softmax(logits, -1), vv).reshape([b, h, n, dh]) as tf.Tensor4D;
     };
     if (chunk >= lq) return attend(q, opts.mask);
     const outs: tf.Tensor4D[] = [];
