@@ -6,7 +6,10 @@ import { referenceResponse, worldSample } from '../src/data/world/generator.ts';
 import { computeReward } from '../src/rewards/composite.ts';
 import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { DPAD_PROMPT } from '../src/pipeline/prompt.ts';
-import { tinyTokenizerDir } from './helpers/world.ts';
+import { tinyPolicy, tinySam, tinyScorer, tinyTokenizerDir } from './helpers/world.ts';
+import * as tf from '@tensorflow/tfjs-core';
+import { evaluateOnWorld } from '../src/eval/world_policy.ts';
+import { sam2BoxIoU } from '../src/eval/demo.ts';
 
 test('world samples are deterministic and the splits differ', () => {
   const a = worldSample('train', 5);
@@ -50,6 +53,24 @@ test('the world tokenizer loads through @huggingface/tokenizers, keeps special t
   assert.is(tok.decode(tok.encode(s)), s);
   const n = tok.encode(DPAD_PROMPT).length;
   assert.ok(n < DPAD_PROMPT.length / 1.8, `the learned merges compress the prompt (${n} tokens for ${DPAD_PROMPT.length} characters)`);
+});
+
+test('held-out world measures: reward components, gIoU and the SAM2 box probe are in range and leak nothing', async () => {
+  const { policy, reference } = tinyPolicy(3);
+  const sam = tinySam();
+  const scorer = tinyScorer();
+  const r = await evaluateOnWorld(policy, sam, scorer, { n: 2, maxNewTokens: 6, quiet: true });
+  assert.is(r.n, 2);
+  assert.equal(Object.keys(r.components).sort(), ['box_l1', 'discriminative', 'iou', 'points_l1', 'segmentation_format', 'thinking_format']);
+  const sum = Object.values(r.components).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - r.reward) < 1e-9, 'the total is the sum of the component means');
+  assert.ok(r.gIoU >= 0 && r.gIoU <= 1 && r.cIoU >= 0 && r.cIoU <= 1);
+  const before = tf.memory().numTensors;
+  await evaluateOnWorld(policy, sam, scorer, { n: 2, maxNewTokens: 6, quiet: true });
+  const probe = sam2BoxIoU(sam, 'val', 2);
+  assert.ok(probe.box >= 0 && probe.box <= 1 && probe.boxPoints >= 0 && probe.boxPoints <= 1);
+  assert.is(tf.memory().numTensors, before, 'flat tensor count');
+  policy.model.dispose(); reference.dispose(); sam.dispose(); scorer.dispose();
 });
 
 test.run();
