@@ -2,7 +2,7 @@
  * npm run ablation: baseline (Seg-Zero rewards) vs DPAD rewards, same seed and steps, both from the
  * warm-started demo policy, evaluated on the world's test split; writes a table like the paper's
  * Table 5 (gIoU, cIoU, #Tok, S1, S2, SNR, TS1, TS2, TSNR) to out/ablation/table.md.
- *   npx tsx examples/ablation.ts [--weights weights/demo] [--steps 6] [--n 40] [--out out/ablation]
+ *   npx tsx examples/ablation.ts [--weights weights/demo] [--steps N (default: the config's)] [--n 40] [--out out/ablation]
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,7 @@ import { Segmenter } from '../src/pipeline/segment.ts';
 import { readTrainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer } from '../src/rl/trainer.ts';
 
-const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, steps: { type: 'string', default: '6' }, n: { type: 'string', default: '40' }, out: { type: 'string', default: 'out/ablation' }, config: { type: 'string', default: 'examples/configs/world.json' } } });
+const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, steps: { type: 'string' }, n: { type: 'string', default: '40' }, out: { type: 'string', default: 'out/ablation' }, config: { type: 'string', default: 'examples/configs/world.json' } } });
 await initBackend();
 const W = values.weights!;
 const out = values.out!;
@@ -40,7 +40,7 @@ async function evalPolicy(name: string, policy: ReturnType<typeof loadPolicyFrom
 await evalPolicy('warm-start', loadPolicyFrom(W));
 for (const variant of ['baseline', 'dpad'] as const) {
   const cfg = readTrainConfig(values.config!);
-  cfg.steps = Number(values.steps);
+  if (values.steps) cfg.steps = Number(values.steps);
   cfg.rewards = { ...cfg.rewards, variant };
   cfg.outDir = path.join(out, variant);
   const policy = loadPolicyFrom(W);
@@ -56,7 +56,7 @@ for (const variant of ['baseline', 'dpad'] as const) {
 }
 const f = (x: number, d = 1) => x.toFixed(d);
 const lines = [
-  `# Ablation on the world's test split (${n} samples, ${values.steps} GRPO steps each, seed from ${values.config})`, '',
+  `# Ablation on the world's test split (${n} samples, ${values.steps ?? readTrainConfig(values.config!).steps} GRPO steps each, seed from ${values.config})`, '',
   '| method | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |', '|---|---|---|---|---|---|---|---|---|---|',
   ...rows.map(([name, t]) => `| ${name} | ${f(t.gIoU * 100)} | ${f(t.cIoU * 100)} | ${f(t.tokens.mean)} | ${f(t.S1, 2)} | ${f(t.S2, 2)} | ${f(t.SNR, 3)} | ${f(t.TS1, 2)} | ${f(t.TS2, 2)} | ${f(t.TSNR, 3)} |`),
   '',

@@ -143,9 +143,13 @@ export function registerFastSegmentSum(backendName: 'wasm' | 'cpu'): void {
 }
 
 /**
- * wasm's BatchMatMul is ~10x slower with a transposed operand than without; autograd asks for
- * transposed products in every matmul gradient. This wrapper materialises the transposes with
- * wasm's Transpose kernel and runs the plain product.
+ * Two wasm BatchMatMul slow paths, worked around here:
+ * - a transposed operand is ~10x slower than a plain one, and autograd asks for transposed
+ *   products in every matmul gradient: the transposes are materialised with wasm's Transpose;
+ * - a product with batch > 1 is 20-40x slower than the same products one batch element at a time
+ *   (measured: [4,1024,96] x [4,96,1024] 2.35 s, four [1,1024,96] x [1,96,1024] 14 ms each;
+ *   BENCHMARKS.md): batched products run as batch-1 products on copies of each slice, written into
+ *   one output. Batch dims must be equal or one side's all ones (anything else goes to the kernel).
  */
 export function registerPlainBatchMatMul(): void {
   const orig = tf.getKernel('BatchMatMul', 'wasm');
@@ -160,8 +164,7 @@ export function registerPlainBatchMatMul(): void {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       const at = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-      if (!at.transposeA && !at.transposeB) return orig.kernelFunc({ inputs, attrs, backend });
-      const be = backend as unknown as { disposeData(id: tf.DataId): void };
+      const be = backend as unknown as WasmLike & { disposeData(id: tf.DataId): void };
       const temps: tf.TensorInfo[] = [];
       const t = (x: tf.TensorInfo): tf.TensorInfo => {
         const r = x.shape.length;
@@ -173,9 +176,39 @@ export function registerPlainBatchMatMul(): void {
       };
       const aa = at.transposeA ? t(a) : a;
       const bb = at.transposeB ? t(b) : b;
-      const out = orig.kernelFunc({ inputs: { a: aa, b: bb }, attrs: { ...attrs, transposeA: false, transposeB: false } as unknown as tf.NamedAttrMap, backend });
-      for (const x of temps) be.disposeData(x.dataId);
-      return out;
+      const plain = { transposeA: false, transposeB: false } as unknown as tf.NamedAttrMap;
+      const done = (out: tf.TensorInfo | tf.TensorInfo[]) => {
+        for (const x of temps) be.disposeData(x.dataId);
+        return out;
+      };
+      const ra = aa.shape.length;
+      const rb = bb.shape.length;
+      const [M, K] = aa.shape.slice(-2);
+      const N = bb.shape[rb - 1];
+      const batchDimsA = aa.shape.slice(0, -2);
+      const batchDimsB = bb.shape.slice(0, -2);
+      const batchA = batchDimsA.reduce((x, y) => x * y, 1);
+      const batchB = batchDimsB.reduce((x, y) => x * y, 1);
+      const batch = Math.max(batchA, batchB);
+      const sameDims = (d: number[], e: number[]) => d.length === e.length && d.every((v, i) => v === e[i]);
+      const splittable = batch > 1 && aa.dtype === 'float32' && bb.dtype === 'float32' && ra >= 3 && rb >= 3
+        && (sameDims(batchDimsA, batchDimsB) || (batchA === 1 && ra === rb) || (batchB === 1 && ra === rb));
+      if (!splittable) return done(orig.kernelFunc({ inputs: { a: aa, b: bb }, attrs: plain, backend }));
+      // copies: making outputs may grow the wasm heap and move views
+      const av = (be.readSync(aa.dataId) as Float32Array).slice();
+      const bv = (be.readSync(bb.dataId) as Float32Array).slice();
+      const out = new Float32Array(batch * M * N);
+      for (let i = 0; i < batch; i++) {
+        const ia = batchA === 1 ? 0 : i;
+        const ib = batchB === 1 ? 0 : i;
+        const x = be.makeOutput([1, M, K], 'float32', undefined, av.subarray(ia * M * K, (ia + 1) * M * K));
+        const y = be.makeOutput([1, K, N], 'float32', undefined, bv.subarray(ib * K * N, (ib + 1) * K * N));
+        const z = orig.kernelFunc({ inputs: { a: x, b: y }, attrs: plain, backend }) as tf.TensorInfo;
+        out.set(be.readSync(z.dataId) as Float32Array, i * M * N);
+        for (const u of [x, y, z]) be.disposeData(u.dataId);
+      }
+      const shape = [...(batchA >= batchB ? batchDimsA : batchDimsB), M, N];
+      return done(be.makeOutput(shape, 'float32', undefined, out));
     },
   });
 }

@@ -57,4 +57,31 @@ test('fast conv2d filter gradient equals the cpu kernel (strides, padding, 1x1 a
   }
 });
 
+test('batched matmul (split into batch-1 products on wasm) equals the cpu backend: transposes and broadcast batch', async () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[3, 5, 4], [3, 4, 6], false, false],
+    [[2, 3, 5, 4], [2, 3, 6, 4], false, true],
+    [[2, 4, 5], [2, 4, 6], true, false],
+    [[1, 5, 4], [3, 4, 2], false, false],
+    [[3, 5, 4], [1, 4, 2], false, false],
+    [[2, 1, 5, 4], [2, 3, 4, 2], false, false],
+  ];
+  const run = (be: string) => cases.map(([sa, sb, ta, tb]) => {
+    tf.setBackend(be);
+    return tf.tidy(() => Array.from(tf.matMul(tf.randomNormal(sa, 0, 1, 'float32', 1), tf.randomNormal(sb, 0, 1, 'float32', 2), ta, tb).dataSync()));
+  });
+  const main = tf.getBackend();
+  const got = run(main);
+  const want = run('cpu');
+  tf.setBackend(main);
+  got.forEach((g, i) => {
+    assert.is(g.length, want[i].length, JSON.stringify(cases[i]));
+    const err = Math.max(...g.map((v, j) => Math.abs(v - want[i][j])));
+    assert.ok(err < 1e-4, `${JSON.stringify(cases[i])}: ${err}`);
+  });
+  const before = tf.memory().numTensors;
+  tf.tidy(() => { tf.matMul(tf.ones([4, 3, 2]), tf.ones([4, 2, 3])).dataSync(); });
+  assert.is(tf.memory().numTensors, before);
+});
+
 test.run();

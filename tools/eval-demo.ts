@@ -1,10 +1,13 @@
 /**
  * The demo weights' acceptance figures on the world's held-out test split (RESULTS.md):
- *   npx tsx tools/eval-demo.ts [--weights weights/demo] [--n 200] [--policy-n 40] [--out out/demo-metrics.json]
+ *   npx tsx tools/eval-demo.ts [--weights weights/demo] [--n 200] [--policy-n 40] [--out out/demo-metrics.json] [--manifests]
+ * With --manifests, each model's figures are written into its manifest.json as `test`.
  * SAM2: mean IoU from the GT box (single-mask output) and from box + points (the pipeline's call);
  * CLIP: share of targets with S1 > S2 for the reference caption; policy: mean format rewards (and
  * the other components, gIoU) of greedy answers.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { clipS1AboveS2, sam2BoxIoU } from '../src/eval/demo.ts';
@@ -12,7 +15,7 @@ import { evaluateOnWorld } from '../src/eval/world_policy.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
 
-const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, n: { type: 'string', default: '200' }, 'policy-n': { type: 'string', default: '40' }, out: { type: 'string', default: 'out/demo-metrics.json' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, n: { type: 'string', default: '200' }, 'policy-n': { type: 'string', default: '40' }, out: { type: 'string', default: 'out/demo-metrics.json' }, only: { type: 'string' }, manifests: { type: 'boolean', default: false } } });
 await initBackend();
 const W = values.weights!;
 const n = Number(values.n);
@@ -34,3 +37,11 @@ if (want('policy')) {
   console.log('policy', JSON.stringify(result.policy));
 }
 writeJsonAtomic(values.out!, result);
+if (values.manifests) {
+  for (const [dir, key] of [['sam2', 'sam2'], ['clip', 'clip'], ['policy', 'policy']] as const) {
+    if (!(key in result)) continue;
+    const file = path.join(W, dir, 'manifest.json');
+    const man = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+    writeJsonAtomic(file, { ...man, test: { command: `npx tsx tools/eval-demo.ts ${process.argv.slice(2).join(' ')}`, ...(result[key] as object) } });
+  }
+}

@@ -30,6 +30,8 @@ import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
 import { sam2BoxIoU } from '../src/eval/demo.ts';
 import type { Module } from '../src/nn/module.ts';
+import { openCheckpoint } from '../src/io/checkpoint.ts';
+import { loadSam2Weights } from '../src/models/sam2/weights.ts';
 import { encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
 import { Progress } from '../src/util/progress.ts';
@@ -38,7 +40,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
-    batch: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
+    batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
   },
 });
 const what = positionals[0];
@@ -167,6 +169,8 @@ if (what === 'sam2') {
   const m = new Sam2Image(cfg);
   // the modules' own (torch-default) initialisers, seeded; the Fourier matrix is a fixed buffer in SAM2
   m.initialize(seed);
+  // --init <dir>: continue from an earlier run's weights (the seed still orders the data)
+  if (values.init) loadSam2Weights(m, openCheckpoint(path.join(values.init, 'model.safetensors')));
   m.setTrainable(false, n => n.endsWith('positional_encoding_gaussian_matrix'));
   const S = cfg.image_size;
   const low = S / 4;
