@@ -70,7 +70,7 @@ export function scaledDotProductAttention(
 }
 
 /** the largest score tensor (elements) attention materialises at once */
-export const ATTENTION_CHUNK_ELEMENTS = 1 << 25;
+export const ATTENTION_CHUNK_ELEMENTS = 1 << 23;
 
 /**
  * Additive causal mask [1, 1, Lq, Lk] for queries at positions offset..offset+Lq-1 over keys
