@@ -7,12 +7,9 @@ import { worldSample, type Split } from '../data/world/generator.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
-import { maskIntersectionUnion } from './metrics.ts';
+import { iouOf, maskIntersectionUnion } from './metrics.ts';
 
-function maskIoU(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const { i, u } = maskIntersectionUnion(a, b);
-  return u ? i / u : 1;
-}
+const maskIoU = (a: ArrayLike<number>, b: ArrayLike<number>) => iouOf(maskIntersectionUnion(a, b));
 
 export interface SegmenterProbe {
   /** the box alone, single-mask output (SAM's box mode) */

@@ -13,7 +13,7 @@ import type { Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
 import { evaluationFigures } from './figures.ts';
 import { WorstSamples, type WorstEntry } from './worst.ts';
-import { maskArea, maskIntersectionUnion, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
+import { iouOf, maskArea, maskIntersectionUnion, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
 
 export interface EvalSample {
   id: string;
@@ -74,7 +74,6 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
   writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
   const bar = new Progress(opts.name ?? 'eval', total);
   bar.tick(done.size);
-  const iouOf = (r: { i: number; u: number }) => (r.u ? r.i / r.u : 1);
   const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
   const v = segmenter.policy.viewSize;
   for await (const s of samples) {

@@ -18,6 +18,11 @@ export function maskIntersectionUnion(pred: ArrayLike<number>, gt: ArrayLike<num
   return { i, u };
 }
 
+/** IoU of one sample from its intersection and union (1 when both masks are empty) */
+export function iouOf(r: { i: number; u: number }): number {
+  return r.u ? r.i / r.u : 1;
+}
+
 /** |gt|: the union a failed parse counts (I = 0, U = |gt|) */
 export function maskArea(m: ArrayLike<number>): number {
   let n = 0;
