@@ -22,6 +22,24 @@ test('kernels wasm lacks are bridged: gradient of gather (UnsortedSegmentSum) an
   assert.is(tf.memory().numTensors, before, 'bridged kernels leak nothing');
 });
 
+test('max-pool gradient matches a finite difference for several images and channels (wasm\'s own kernel does not)', () => {
+  if (backend.name === 'wasm') assert.ok(backend.bridged.includes('MaxPoolGrad'), 'MaxPoolGrad is replaced on wasm');
+  const cases: [number[], number, number, 'valid' | 'same'][] = [[[2, 8, 8, 3], 2, 2, 'valid'], [[2, 9, 9, 4], 3, 2, 'same'], [[1, 6, 6, 1], 2, 2, 'valid']];
+  for (const [shape, k, s, pad] of cases) {
+    tf.tidy(() => {
+      const f = (x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, k, s, pad);
+      const x = tf.randomNormal(shape, 0, 1, 'float32', 5);
+      const d = tf.randomNormal(shape, 0, 1, 'float32', 8);
+      const w = tf.randomNormal(f(x).shape, 0, 1, 'float32', 6);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), w)))(x);
+      const analytic = tf.sum(tf.mul(g, d)).dataSync()[0];
+      const e = 1e-3;
+      const fd = tf.sum(tf.mul(w, tf.sub(f(tf.add(x, tf.mul(d, e))), f(tf.sub(x, tf.mul(d, e)))))).dataSync()[0] / (2 * e);
+      assert.ok(Math.abs(analytic - fd) < 1e-2, `${shape} k${k} s${s} ${pad}: <grad, d> ${analytic} but finite difference ${fd}`);
+    });
+  }
+});
+
 test('conv2d filter gradient (bridged on wasm) matches a finite difference', () => {
   const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
   const f = tf.tensor4d([0.5], [1, 1, 1, 1]);

@@ -1,7 +1,7 @@
 /**
  * Pretraining of the demo models on the embedded world, all through tfjs autograd:
  *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
- *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S]
+ *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S] [--image-size 128]
  *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S]
  * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice (low resolution), dice at
  * the image's resolution and the IoU-head MSE, for box and box + points prompts; policy: teacher-forced cross-entropy on reference responses in the SPEC
@@ -41,6 +41,7 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
+    'image-size': { type: 'string' },
   },
 });
 const what = positionals[0];
@@ -165,7 +166,8 @@ if (what === 'clip') {
 }
 
 if (what === 'sam2') {
-  const cfg = worldSam2Config('demo');
+  // --image-size: SAM2's input side (a multiple of 16 whose Hiera stages divide by their windows)
+  const cfg = { ...worldSam2Config('demo'), ...(values['image-size'] ? { image_size: Number(values['image-size']) } : {}) };
   const m = new Sam2Image(cfg);
   // the modules' own (torch-default) initialisers, seeded; the Fourier matrix is a fixed buffer in SAM2
   m.initialize(seed);
