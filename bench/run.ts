@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/backend.ts';
+import { initBackend, wasmHeapBytes } from '../src/backend.ts';
 import { VIT_B_32 } from '../src/models/clip/config.ts';
 import { ClipModel } from '../src/models/clip/model.ts';
 import { matmulGflops, timeMs } from '../src/util/timing.ts';
@@ -147,7 +147,9 @@ for (const [name, cfg] of [['hiera-tiny', SAM2_HIERA_T], ['hiera-large', SAM2_HI
     const boxes = tf.tensor2d([[100, 120, 600, 700]]);
     const pts = tf.tensor3d([[[300, 400], [350, 420]]]);
     const dec = await timeMs(() => { tf.tidy(() => { m.decode(feats, { boxes, pointCoords: pts, pointLabels: Int32Array.from([1, 1]) }, true).lowResMasks.dataSync(); }); }, { reps: 5 });
-    console.log(`sam2 ${name} @1024: encode ${enc.toFixed(0)} ms, decode (box + 2 points, multimask) ${dec.toFixed(0)} ms, ${(m.parameterCount() / 1e6).toFixed(1)}M image-path params`);
+    const heap = wasmHeapBytes();
+    const heapNote = heap === null ? '' : `, wasm heap ${(heap / 2 ** 30).toFixed(2)} GiB of 4`;
+    console.log(`sam2 ${name} @1024: encode ${enc.toFixed(0)} ms, decode (box + 2 points, multimask) ${dec.toFixed(0)} ms, ${(m.parameterCount() / 1e6).toFixed(1)}M image-path params${heapNote}`);
     tf.dispose([px, boxes, pts, feats.imageEmbed, feats.highRes0, feats.highRes1]);
     m.dispose();
   }

@@ -349,3 +349,14 @@ export function backendInfo(): BackendInfo | null {
 }
 
 export { tf };
+
+/**
+ * Bytes the wasm backend's heap has grown to (it never shrinks, so this is the peak so far), or
+ * null on another backend. The wasm heap is capped at 4 GiB; this is the figure that decides
+ * whether a large model fits.
+ */
+export function wasmHeapBytes(): number | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  return heap ? heap.buffer.byteLength : null;
+}

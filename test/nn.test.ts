@@ -7,6 +7,7 @@ import { Conv2d, Embedding, LayerNorm, Linear, RMSNorm } from '../src/nn/layers.
 import { gelu, geluTanh, quickGelu, silu } from '../src/nn/activations.ts';
 import { GatedMlp, Mlp } from '../src/nn/mlp.ts';
 import { KVCache, MultiHeadAttention, causalMask, scaledDotProductAttention } from '../src/nn/attention.ts';
+import { mapRowChunks, rowsWithin } from '../src/nn/chunk.ts';
 import { applyRotary, rotaryTables, rotateHalf } from '../src/nn/rotary.ts';
 
 function close(got: tf.Tensor | ArrayLike<number>, want: number[], tol = 1e-5, msg = ''): void {
@@ -101,6 +102,31 @@ test('query-chunked attention equals the one-shot computation, masks included', 
   const full = scaledDotProductAttention(q, k, v, { mask });
   const chunked = scaledDotProductAttention(q, k, v, { mask, chunkElements: 2 * 9 * 2 });
   close(chunked, Array.from(full.dataSync()), 1e-6);
+});
+
+test('row chunks: same values and gradients (input included) as one call, parts freed', () => {
+  const x = tf.variable(tf.randomNormal([7, 5], 0, 1, 'float32', 1));
+  const w = tf.variable(tf.randomNormal([5, 4], 0, 1, 'float32', 2));
+  const run = (rows: number) => {
+    const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.sum(tf.square(mapRowChunks(x, rows, r => tf.tanh(tf.matMul(r, w))))) as tf.Scalar), [x, w]);
+    const r = [value.dataSync()[0], Array.from(grads[x.name].dataSync()), Array.from(grads[w.name].dataSync())] as const;
+    tf.dispose([value, ...Object.values(grads)]);
+    return r;
+  };
+  const [v1, gx1, gw1] = run(100);
+  for (const rows of [3, 1]) {
+    const [v, gx, gw] = run(rows);
+    assert.ok(Math.abs(v - v1) < 1e-5);
+    gx.forEach((g, i) => assert.ok(Math.abs(g - gx1[i]) < 1e-5, `rows ${rows}: d/dx[${i}] ${g} vs ${gx1[i]}`));
+    gw.forEach((g, i) => assert.ok(Math.abs(g - gw1[i]) < 1e-5, `rows ${rows}: d/dw[${i}]`));
+  }
+  const before = tf.memory().numTensors;
+  const y = mapRowChunks(x, 2, r => tf.mul(r, 2));
+  assert.is(tf.memory().numTensors, before + 1, 'only the output remains');
+  assert.equal(y.shape, [7, 5]);
+  tf.dispose([y, x, w]);
+  assert.is(rowsWithin(100, 30), 3);
+  assert.is(rowsWithin(10, 30), 1);
 });
 
 test('causal mask blocks future keys and padded keys', () => {

@@ -77,6 +77,37 @@ test('predictor: many prompts on one encoding, errors for no prompt and prompts 
   m.dispose();
 });
 
+test('chunked blocks: the trunk gives the same features and gradients with tiny chunks, and leaks nothing', () => {
+  const f = fixture('sam2-tiny-st');
+  const m = loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors'), sam2ConfigFrom(f.config));
+  const trunk = m.image_encoder.trunk;
+  const S = m.config.image_size;
+  const px = tf.randomNormal([2, 3, S, S], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const vars = [...m.trainableParameters()].filter(([n]) => n.includes('trunk.blocks.1.')).map(([, v]) => v);
+  assert.ok(vars.length > 0);
+  const run = (chunk: number) => {
+    trunk.chunkElements = chunk;
+    const before = tf.memory().numTensors;
+    const feats = trunk.forward(px);
+    assert.is(tf.memory().numTensors, before + feats.length, `chunk ${chunk}: only the stage outputs remain`);
+    const data = feats.map(t => Array.from(t.dataSync()));
+    tf.dispose(feats);
+    const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.addN(trunk.forward(px).map(t => tf.sum(tf.square(t)))) as tf.Scalar), vars);
+    const g = Object.values(grads).map(t => Array.from(t.dataSync()));
+    tf.dispose([value, ...Object.values(grads)]);
+    return { data, g };
+  };
+  const whole = run(1 << 30);
+  const tiny = run(1 << 13); // several windows / token rows per chunk
+  trunk.chunkElements = 1 << 30;
+  const maxDiff = (a: number[][], b: number[][]) => Math.max(...a.map((x, i) => Math.max(...x.map((v, j) => Math.abs(v - b[i][j])))));
+  assert.ok(maxDiff(whole.data, tiny.data) < 1e-5, `features differ by ${maxDiff(whole.data, tiny.data)}`);
+  const gmax = Math.max(...whole.g.map(x => Math.max(...x.map(Math.abs))));
+  assert.ok(maxDiff(whole.g, tiny.g) < 1e-4 * gmax, `gradients differ by ${maxDiff(whole.g, tiny.g)} of ${gmax}`);
+  px.dispose();
+  m.dispose();
+});
+
 test('interpolation matrices: rows sum to one and bicubic uses A = -0.75', () => {
   for (const mode of ['bicubic', 'bilinear', 'bilinear-aa', 'nearest'] as const) {
     const m = interpolationMatrix(7, 16, mode);

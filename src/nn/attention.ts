@@ -63,7 +63,8 @@ export function scaledDotProductAttention(
       const qc = q.slice([0, 0, s, 0], [b, h, n, q.shape[3]]);
       let mc = opts.mask ?? null;
       if (mc && mc.shape[2] === lq && lq > 1) mc = mc.slice([0, 0, s, 0], [mc.shape[0] as number, mc.shape[1] as number, n, mc.shape[3] as number]);
-      outs.push(attend(qc, mc));
+      // each chunk in its own tidy: its scores are freed before the next chunk's are made
+      outs.push(tf.tidy(() => attend(qc, mc)));
     }
     return tf.concat(outs, 2) as tf.Tensor4D;
   });

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { scaledDotProductAttention } from '../../nn/attention.ts';
+import { CHUNK_ELEMENTS, mapRowChunks, rowsWithin } from '../../nn/chunk.ts';
 import { interpolate } from '../../nn/interpolate.ts';
 import { Conv2d, LayerNorm, Linear } from '../../nn/layers.ts';
 import { Mlp } from '../../nn/mlp.ts';
@@ -90,7 +91,13 @@ class MultiScaleBlock extends Module {
     this.proj = dim !== dimOut ? new Linear(this, 'proj', dim, dimOut) : null;
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * x [B, H, W, dim] -> [B, H', W', dimOut]. At 1024 px (hiera-large: 256 x 256 x 144 in stage 1)
+   * the windows are attended a chunk of windows at a time and the MLP runs over chunks of tokens,
+   * with each full-size intermediate freed as soon as it is used, so the live set stays a few
+   * feature maps rather than every intermediate of the block (the wasm heap is 4 GiB).
+   */
+  forward(x: tf.Tensor4D, chunkElements = CHUNK_ELEMENTS): tf.Tensor4D {
     return tf.tidy(() => {
       let shortcut = x;
       let h = this.norm1.forward(x) as tf.Tensor4D;
@@ -103,19 +110,34 @@ class MultiScaleBlock extends Module {
       let pad = { hp: H, wp: W };
       if (ws > 0) {
         const p = windowPartition(h, ws);
+        h.dispose();
         h = p.windows;
         pad = { hp: p.hp, wp: p.wp };
       }
-      h = this.attn.forward(h);
+      // attention is per window (axis 0), so windows go a chunk at a time; q/k/v and the output
+      // projection are the largest intermediates: ~6 x dimOut values per token
+      const dimOut = this.attn.proj.outFeatures;
+      const attended = mapRowChunks(h, rowsWithin(chunkElements, h.shape[1] * h.shape[2] * 6 * dimOut), w => this.attn.forward(w)) as tf.Tensor4D;
+      h.dispose();
+      h = attended;
       let [oh, ow] = [H, W];
       if (this.qStride) {
         ws = Math.floor(this.windowSize / 2);
         [oh, ow] = [shortcut.shape[1], shortcut.shape[2]];
         if (ws > 0) pad = { hp: oh + ((ws - (oh % ws)) % ws), wp: ow + ((ws - (ow % ws)) % ws) };
       }
-      if (this.windowSize > 0) h = windowUnpartition(h, ws, pad.hp, pad.wp, oh, ow);
+      if (this.windowSize > 0) {
+        const un = windowUnpartition(h, ws, pad.hp, pad.wp, oh, ow);
+        h.dispose();
+        h = un;
+      }
       const y = tf.add(shortcut, h) as tf.Tensor4D;
-      return tf.add(y, this.mlp.forward(this.norm2.forward(y))) as tf.Tensor4D;
+      h.dispose();
+      if (shortcut !== x) shortcut.dispose();
+      // the MLP is per token: chunks of token rows bound its 4 x dimOut hidden activation
+      const rows = y.reshape([-1, dimOut]);
+      const out = mapRowChunks(rows, rowsWithin(chunkElements, 6 * dimOut), r => tf.add(r, this.mlp.forward(this.norm2.forward(r))));
+      return out.reshape(y.shape) as tf.Tensor4D;
     });
   }
 }
@@ -127,6 +149,8 @@ export class Hiera extends Module {
   readonly blocks: MultiScaleBlock[];
   readonly stageEnds: number[];
   readonly channels: number[];
+  /** the largest block intermediate (elements) materialised at once; results do not depend on it */
+  chunkElements = CHUNK_ELEMENTS;
 
   constructor(parent: Module | null, prefix: string, c: HieraConfig) {
     super(parent, prefix);
@@ -162,16 +186,24 @@ export class Hiera extends Module {
   /** pixels [B, 3, S, S] -> features per stage, NCHW, highest resolution first */
   forward(pixels: tf.Tensor4D): tf.Tensor4D[] {
     return tf.tidy(() => {
-      let x = tf.transpose(this.patch_embed.forward(pixels), [0, 2, 3, 1]) as tf.Tensor4D; // [B, h, w, C]
+      const conv = this.patch_embed.forward(pixels); // [B, C, h, w]
+      let x = tf.transpose(conv, [0, 2, 3, 1]) as tf.Tensor4D; // [B, h, w, C]
+      conv.dispose();
       const [, h, w] = x.shape;
       const ws = this.pos_embed_window.shape[2] as number;
       if (h % ws || w % ws) throw new Error(`hiera: feature map ${h}x${w} is not a multiple of the window ${ws} (image size must be a multiple of ${4 * ws})`);
-      const bg = interpolate(this.pos_embed as tf.Tensor4D, h, w, 'bicubic');
-      const pe = tf.add(bg, tf.tile(this.pos_embed_window, [1, 1, h / ws, w / ws]));
-      x = tf.add(x, tf.transpose(pe, [0, 2, 3, 1])) as tf.Tensor4D;
+      const patches = x;
+      x = tf.tidy(() => {
+        const bg = interpolate(this.pos_embed as tf.Tensor4D, h, w, 'bicubic');
+        const pe = tf.add(bg, tf.tile(this.pos_embed_window, [1, 1, h / ws, w / ws]));
+        return tf.add(patches, tf.transpose(pe, [0, 2, 3, 1])) as tf.Tensor4D;
+      });
+      patches.dispose();
       const outs: tf.Tensor4D[] = [];
       this.blocks.forEach((blk, i) => {
-        x = blk.forward(x);
+        const next = blk.forward(x, this.chunkElements);
+        x.dispose(); // block inputs are not kept to the end of the trunk (48 of them in hiera-large)
+        x = next;
         if (this.stageEnds.includes(i)) outs.push(tf.transpose(x, [0, 3, 1, 2]) as tf.Tensor4D);
       });
       return outs;
