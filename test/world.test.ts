@@ -34,6 +34,9 @@ test('queries single out their target; all types and difficulties occur; the ref
       assert.equal(neither, [t], s.query);
     }
     assert.ok(s.mask.some(v => v), 'the target has pixels');
+    assert.is(s.masks.length, s.objects.length, 'one mask per object');
+    assert.is(s.masks[s.target], s.mask);
+    for (let p = 0; p < s.mask.length; p++) assert.ok(s.masks.reduce((a, m) => a + m[p], 0) <= 1, `${s.id}: visible masks do not overlap`);
     const [p1, p2] = s.points;
     assert.ok(s.mask[p1[1] * s.image.width + p1[0]] === 1 && s.mask[p2[1] * s.image.width + p2[0]] === 1, 'inner points lie in the mask');
     const r = computeReward(referenceResponse(s), s.solution, { s1: 0.3, s2: 0.2 });

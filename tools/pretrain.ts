@@ -18,6 +18,7 @@ import { referenceResponse, worldSample, type WorldSample } from '../src/data/wo
 import { qwenConfigJson, worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/data/world/models.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { crop, resize } from '../src/io/resample.ts';
+import { inscribedPoints, maskBox } from '../src/data/world/render.ts';
 import { interpolate } from '../src/nn/interpolate.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { ClipModel, l2normalize } from '../src/models/clip/model.ts';
@@ -41,12 +42,12 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
-    'image-size': { type: 'string' },
+    'image-size': { type: 'string' }, objects: { type: 'string' },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n]');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K]; policy: [--view px])');
   process.exit(2);
 }
 await initBackend();
@@ -177,33 +178,44 @@ if (what === 'sam2') {
   const S = cfg.image_size;
   const low = S / 4;
   const B = Number(values.batch ?? 8);
-  const maskLow = (s: WorldSample) => {
-    const r = resize({ width: s.image.width, height: s.image.height, channels: 1, data: Uint8Array.from(s.mask, v => v * 255) }, low, low, 'bilinear');
+  const maskLow = (W: number, mask: Uint8Array) => {
+    const r = resize({ width: W, height: W, channels: 1, data: Uint8Array.from(mask, v => v * 255) }, low, low, 'bilinear');
     return Float32Array.from(r.data, v => (v > 127 ? 1 : 0));
   };
-  // prompts in the model's S x S frame: the box (corners as the predictor sends them) and the two inner points
-  const prompts = (samples: WorldSample[], withPoints: boolean) => {
-    const k = S / samples[0].image.width;
-    return {
-      boxes: tf.tensor2d(samples.map(s => [s.box[0] * k, s.box[1] * k, (s.box[2] + 1) * k, (s.box[3] + 1) * k])),
-      pointCoords: withPoints ? tf.tensor3d(samples.map(s => s.points.map(p => [p[0] * k, p[1] * k]))) : null,
-      pointLabels: withPoints ? new Int32Array(samples.length * 2).fill(1) : null,
-    };
-  };
+  // every visible object of an image is a prompt (up to --objects of them): with several prompts on one
+  // image, a mask that ignores its prompt cannot fit them all, so the prompt path has to carry the
+  // answer (with one target per image the segmenter settled on prompt-independent "all objects" masks)
+  const perImage = Number(values.objects ?? 4);
+  const minArea = 16;
   await loop('sam2', m, Number(values.steps ?? 1500), Number(values.lr ?? 3e-3), i => {
-    const samples = Array.from({ length: B }, (_, k) => train(i * B + k, seed));
-    const W = samples[0].image.width;
-    const gtFull = tf.tensor3d(Float32Array.from(samples.flatMap(s => Array.from(s.mask))), [B, 1, W * W]);
-    const gtLow = tf.tensor3d(Float32Array.from(samples.flatMap(s => Array.from(maskLow(s)))), [B, 1, low * low]);
-    const pr = prompts(samples, i % 2 === 1);
-    const px = tf.concat(samples.map(s => sam2Preprocess(s.image, S)), 0) as tf.Tensor4D;
+    const images = Array.from({ length: B }, (_, k) => train(i * B + k, seed));
+    const W = images[0].image.width;
+    const k = S / W;
+    const items = images.flatMap((s, img) => s.masks
+      .filter(mk => mk.reduce((a, v) => a + v, 0) >= minArea)
+      .slice(0, perImage)
+      .map(mk => ({ img, mask: mk, box: maskBox(mk, W, W), points: inscribedPoints(mk, W, W) })));
+    const P = items.length;
+    const withPoints = i % 2 === 1;
+    // prompts in the model's S x S frame: the box (corners as the predictor sends them) and the two inner points
+    const pr = {
+      boxes: tf.tensor2d(items.map(t => [t.box[0] * k, t.box[1] * k, (t.box[2] + 1) * k, (t.box[3] + 1) * k])),
+      pointCoords: withPoints ? tf.tensor3d(items.map(t => t.points.map(p => [p[0] * k, p[1] * k]))) : null,
+      pointLabels: withPoints ? new Int32Array(P * 2).fill(1) : null,
+    };
+    const gtFull = tf.tensor3d(Float32Array.from(items.flatMap(t => Array.from(t.mask))), [P, 1, W * W]);
+    const gtLow = tf.tensor3d(Float32Array.from(items.flatMap(t => Array.from(maskLow(W, t.mask)))), [P, 1, low * low]);
+    const px = tf.concat(images.map(s => sam2Preprocess(s.image, S)), 0) as tf.Tensor4D;
+    const which = tf.tensor1d(items.map(t => t.img), 'int32');
     const l = tf.tidy(() => {
-      const f = m.encodeImage(px);
+      const enc = m.encodeImage(px);
+      // each prompt decodes against its own image's features
+      const f = { imageEmbed: tf.gather(enc.imageEmbed, which), highRes0: tf.gather(enc.highRes0, which), highRes1: tf.gather(enc.highRes1, which) };
       const out = m.decode(f, pr, 'all');
       // every mask token learns the target: BCE + dice on the low-resolution logits, and dice on the
       // logits upsampled to the image's size (what the predictor thresholds)
-      const lowLogits = out.lowResMasks.reshape([B, 4, low * low]);
-      const fullLogits = interpolate(out.lowResMasks, W, W, 'bilinear').reshape([B, 4, W * W]);
+      const lowLogits = out.lowResMasks.reshape([P, 4, low * low]);
+      const fullLogits = interpolate(out.lowResMasks, W, W, 'bilinear').reshape([P, 4, W * W]);
       const gl = tf.tile(gtLow, [1, 4, 1]);
       const gf = tf.tile(gtFull, [1, 4, 1]);
       const bce = tf.mean(tf.add(tf.sub(tf.relu(lowLogits), tf.mul(lowLogits, gl)), tf.log1p(tf.exp(tf.neg(tf.abs(lowLogits))))));
@@ -219,7 +231,7 @@ if (what === 'sam2') {
       const iouLoss = tf.mean(tf.square(tf.sub(out.iouPredictions, iouT)));
       return tf.addN([bce, dice(lowLogits, gl), dice(fullLogits, gf), iouLoss]) as tf.Scalar;
     });
-    tf.dispose([gtFull, gtLow, px, pr.boxes, pr.pointCoords ?? []]);
+    tf.dispose([gtFull, gtLow, px, which, pr.boxes, pr.pointCoords ?? []]);
     return l;
   }, () => { const r = sam2BoxIoU(m, 'val', 60); return { valBoxIoU: r.box, valBoxPointsIoU: r.boxPoints }; }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
 }

@@ -25,6 +25,8 @@ export interface WorldSample {
   objects: WorldObject[];
   /** target mask at the image's size */
   mask: Uint8Array;
+  /** every object's visible mask, by object index (masks[target] is mask): the segmenter learns them all */
+  masks: Uint8Array[];
   /** in image pixels */
   box: Box;
   points: [Point, Point];
@@ -191,7 +193,7 @@ export function worldSample(split: Split, index: number, opts: WorldOptions = {}
     const think = `There are ${objects.length} objects. I need ${q.query}.${extra} ${q.why}. It is ${caption} in the ${position(objects[t], size)}.`;
     return {
       id: `${split}-${index}`, split, index, image: scene.image, query: q.query, type: q.type, difficulty, target: t, objects,
-      mask, box, points, caption, think, solution: formatGroundTruth(fbox, fpts),
+      mask, masks: scene.masks, box, points, caption, think, solution: formatGroundTruth(fbox, fpts),
     };
   }
 }
