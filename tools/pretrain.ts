@@ -42,12 +42,12 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
-    'image-size': { type: 'string' }, objects: { type: 'string' },
+    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K]; policy: [--view px])');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder]; policy: [--view px])');
   process.exit(2);
 }
 await initBackend();
@@ -175,6 +175,10 @@ if (what === 'sam2') {
   // --init <dir>: continue from an earlier run's weights (the seed still orders the data)
   if (values.init) loadSam2Weights(m, openCheckpoint(path.join(values.init, 'model.safetensors')));
   m.setTrainable(false, n => n.endsWith('positional_encoding_gaussian_matrix'));
+  // --freeze-encoder: train the prompt encoder and mask decoder only (a first phase: trained jointly
+  // from the start, the encoder learns "all objects" features faster than the decoder learns to
+  // follow prompts, and the masks end up ignoring the prompt)
+  if (values['freeze-encoder']) m.setTrainable(false, n => n.startsWith('image_encoder.'));
   const S = cfg.image_size;
   const low = S / 4;
   const B = Number(values.batch ?? 8);
