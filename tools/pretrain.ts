@@ -42,12 +42,12 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
-    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false },
+    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder]; policy: [--view px])');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px])');
   process.exit(2);
 }
 await initBackend();
@@ -93,7 +93,11 @@ async function loop(name: string, model: Module, steps: number, lr: number, step
   opt.dispose();
   const metrics = evaluate();
   save();
-  writeJsonAtomic(path.join(out, 'manifest.json'), { model: name, command, seed, steps, lr, seconds: (Date.now() - t0) / 1000, finalLoss: ema, metrics, backend: tf.getBackend() });
+  // a run continued with --init records the run it started from (and that one's own origin), so the
+  // whole recipe is reproducible from the manifest
+  const initManifest = values.init ? path.join(values.init, 'manifest.json') : null;
+  const from = initManifest && fs.existsSync(initManifest) ? (({ command, seed, steps, lr, seconds, metrics, from }) => ({ command, seed, steps, lr, seconds, metrics, from }))(JSON.parse(fs.readFileSync(initManifest, 'utf8'))) : undefined;
+  writeJsonAtomic(path.join(out, 'manifest.json'), { model: name, command, seed, steps, lr, seconds: (Date.now() - t0) / 1000, finalLoss: ema, metrics, backend: tf.getBackend(), ...(from ? { from } : {}) });
   console.log(`${name}: ${JSON.stringify(metrics)} -> ${out}`);
 }
 
@@ -237,7 +241,7 @@ if (what === 'sam2') {
     });
     tf.dispose([gtFull, gtLow, px, which, pr.boxes, pr.pointCoords ?? []]);
     return l;
-  }, () => { const r = sam2BoxIoU(m, 'val', 60); return { valBoxIoU: r.box, valBoxPointsIoU: r.boxPoints }; }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
+  }, () => { const r = sam2BoxIoU(m, 'val', Number(values.val ?? 60)); return { valBoxIoU: r.box, valBoxPointsIoU: r.boxPoints }; }, () => saveModel(m, { model_type: 'dpad-sam2', ...cfg }));
 }
 
 if (what === 'policy') {
