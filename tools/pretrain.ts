@@ -33,6 +33,7 @@ import { sam2BoxIoU } from '../src/eval/demo.ts';
 import type { Module } from '../src/nn/module.ts';
 import { openCheckpoint } from '../src/io/checkpoint.ts';
 import { loadSam2Weights } from '../src/models/sam2/weights.ts';
+import { loadQwenWeights } from '../src/models/qwen2_5_vl/weights.ts';
 import { encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
 import { Progress } from '../src/util/progress.ts';
@@ -42,12 +43,12 @@ const { values, positionals } = parseArgs({
   options: {
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
-    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' },
+    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' }, 'answer-weight': { type: 'string' },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px])');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w])');
   process.exit(2);
 }
 await initBackend();
@@ -171,7 +172,7 @@ if (what === 'clip') {
 }
 
 if (what === 'sam2') {
-  // --image-size: SAM2's input side (a multiple of 16 whose Hiera stages divide by their windows)
+  // --image-size: SAM2's input side (default the demo's 192; a multiple of 16 whose Hiera stages divide by their windows)
   const cfg = { ...worldSam2Config('demo'), ...(values['image-size'] ? { image_size: Number(values['image-size']) } : {}) };
   const m = new Sam2Image(cfg);
   // the modules' own (torch-default) initialisers, seeded; the Fourier matrix is a fixed buffer in SAM2
@@ -250,14 +251,24 @@ if (what === 'policy') {
   const cfg = worldQwenConfig(tokInfo, 'demo');
   const model = new Qwen2_5_VL(cfg);
   seedInit(model, seed);
+  // --init <dir>: continue from an earlier warm start (same tokenizer and sizes)
+  if (values.init) loadQwenWeights(model, openCheckpoint(path.join(values.init, 'model.safetensors')));
   const policy = makePolicy(model, PolicyTokenizer.load(out), { viewSize: view });
+  // --answer-weight w: the loss weight of the <answer> JSON's tokens against 1 for the rest. The
+  // coordinates are a few tokens of a long response, so with equal weights the reasoning text
+  // dominates and the policy learns the format long before it learns to ground
+  const answerWeight = Number(values['answer-weight'] ?? 1);
   const B = Number(values.batch ?? 4);
   const pad = cfg.pad_token_id;
   const imEnd = policy.tokenizer.tokenId('<|im_end|>');
   const example = (s: WorldSample) => {
     const enc = encodePrompt(policy, s.image, s.query);
-    const resp = [...policy.tokenizer.encode(referenceResponse(s, view)), imEnd];
-    return { enc, resp };
+    const text = referenceResponse(s, view);
+    const resp = [...policy.tokenizer.encode(text), imEnd];
+    const a = text.indexOf('<answer>') + '<answer>'.length;
+    const z = text.indexOf('</answer>');
+    const answer: [number, number] = [policy.tokenizer.encode(text.slice(0, a)).length, policy.tokenizer.encode(text.slice(0, z)).length];
+    return { enc, resp, answer };
   };
   const sft = (samples: WorldSample[]) => {
     const ex = samples.map(example);
@@ -272,6 +283,7 @@ if (what === 'policy') {
       att.fill(1, b * L + P - e.enc.ids.length, b * L + P + e.resp.length);
       ids.set(e.resp, b * L + P);
       mask.fill(1, b * R, b * R + e.resp.length);
+      mask.fill(answerWeight, b * R + e.answer[0], b * R + e.answer[1]);
     });
     const px = tf.concat(ex.map(e => e.enc.pixelValues), 0) as tf.Tensor2D;
     ex.forEach(e => e.enc.pixelValues.dispose());
