@@ -1,7 +1,7 @@
 /**
  * Pretraining of the demo models on the embedded world, all through tfjs autograd:
  *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
- *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S] [--image-size 128]
+ *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S] [--image-size 192] [--freeze-encoder] [--init dir]
  *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S]
  * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice (low resolution), dice at
  * the image's resolution and the IoU-head MSE, for box and box + points prompts; policy: teacher-forced cross-entropy on reference responses in the SPEC
@@ -30,6 +30,7 @@ import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
 import { sam2BoxIoU } from '../src/eval/demo.ts';
+import { maskArea } from '../src/eval/metrics.ts';
 import type { Module } from '../src/nn/module.ts';
 import { openCheckpoint } from '../src/io/checkpoint.ts';
 import { loadSam2Weights } from '../src/models/sam2/weights.ts';
@@ -97,7 +98,11 @@ async function loop(name: string, model: Module, steps: number, lr: number, step
   // a run continued with --init records the run it started from (and that one's own origin), so the
   // whole recipe is reproducible from the manifest
   const initManifest = values.init ? path.join(values.init, 'manifest.json') : null;
-  const from = initManifest && fs.existsSync(initManifest) ? (({ command, seed, steps, lr, seconds, metrics, from }) => ({ command, seed, steps, lr, seconds, metrics, from }))(JSON.parse(fs.readFileSync(initManifest, 'utf8'))) : undefined;
+  let from: Record<string, unknown> | undefined;
+  if (initManifest && fs.existsSync(initManifest)) {
+    const m = JSON.parse(fs.readFileSync(initManifest, 'utf8'));
+    from = { command: m.command, seed: m.seed, steps: m.steps, lr: m.lr, seconds: m.seconds, metrics: m.metrics, from: m.from };
+  }
   writeJsonAtomic(path.join(out, 'manifest.json'), { model: name, command, seed, steps, lr, seconds: (Date.now() - t0) / 1000, finalLoss: ema, metrics, backend: tf.getBackend(), ...(from ? { from } : {}) });
   console.log(`${name}: ${JSON.stringify(metrics)} -> ${out}`);
 }
@@ -201,7 +206,7 @@ if (what === 'sam2') {
     const W = images[0].image.width;
     const k = S / W;
     const items = images.flatMap((s, img) => s.masks
-      .filter(mk => mk.reduce((a, v) => a + v, 0) >= minArea)
+      .filter(mk => maskArea(mk) >= minArea)
       .slice(0, perImage)
       .map(mk => ({ img, mask: mk, box: maskBox(mk, W, W), points: inscribedPoints(mk, W, W) })));
     const P = items.length;
