@@ -67,6 +67,23 @@ test('a run killed after a checkpoint resumes to the same parameters as an unint
   for (const f of ['reward.svg', 'reward.png', 'length.svg', 'length.png']) assert.ok(fs.existsSync(path.join(b, f)), f);
 });
 
+test('log-probs, ratio and entropy are of the tempered distribution the rollouts come from (as veRL)', async () => {
+  const entropyAt = async (temperature: number) => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-temp-'));
+    const { policy, reference } = tinyPolicy(7);
+    // sharpen the random policy's logits (final norm x 30) so that temperature changes its entropy
+    const norm = policy.model.namedParameters().get('model.norm.weight')!;
+    norm.assign(tf.mul(norm, 30));
+    const t = new GrpoTrainer({ config: { ...cfg(out), steps: 1, temperature, rewards: { ...cfg(out).rewards, variant: 'baseline' } }, policy, reference, scorer: null, data: worldDataset(4) });
+    const log = await t.trainStep();
+    policy.model.dispose(); reference.dispose(); t.optimizer.dispose();
+    assert.ok(Math.abs(log.loss.ppoKl) < 1e-6, 'one PPO epoch: logp_old = logp');
+    return log.loss.entropy!;
+  };
+  const [cold, warm] = [await entropyAt(0.25), await entropyAt(1)];
+  assert.ok(cold < warm - 0.05, `entropy at T 0.25 (${cold}) is below entropy at T 1 (${warm})`);
+});
+
 test('a NaN in the loss skips the update and is logged', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-nan-'));
   const { policy, reference } = tinyPolicy(6);

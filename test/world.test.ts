@@ -9,7 +9,9 @@ import { DPAD_PROMPT } from '../src/pipeline/prompt.ts';
 import { tinyPolicy, tinySam, tinyScorer, tinyTokenizerDir } from './helpers/world.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
-import { sam2BoxIoU } from '../src/eval/demo.ts';
+import { policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
+import { CELL_OUTPUTS, cellTargets } from '../src/data/world/cells.ts';
+import { pretrainVision } from '../tools/pretrain-vision.ts';
 
 test('world samples are deterministic and the splits differ', () => {
   const a = worldSample('train', 5);
@@ -74,6 +76,41 @@ test('held-out world measures: reward components, gIoU and the SAM2 box probe ar
   assert.ok(probe.box >= 0 && probe.box <= 1 && probe.boxPoints >= 0 && probe.boxPoints <= 1);
   assert.is(tf.memory().numTensors, before, 'flat tensor count');
   policy.model.dispose(); reference.dispose(); sam.dispose(); scorer.dispose();
+});
+
+test('cell targets: each centre marks its cell with its attributes, the larger object wins a shared cell, every cell knows its place', () => {
+  const o = (cx: number, cy: number, r: number, color: 'red' | 'blue') => ({ shape: 'ring' as const, color, size: 'small' as const, texture: 'dotted' as const, cx, cy, r });
+  // 100 x 100 px as 4 x 4 cells of 25 px: (10, 60) is column 0, row 2; (30, 30) and (40, 45) share column 1, row 1
+  const t = cellTargets([o(10, 60, 5, 'red'), o(30, 30, 4, 'red'), o(40, 45, 9, 'blue')], 100, 100, 4, 4);
+  assert.equal(Array.from(t.objectness).map((v, k) => (v ? k : -1)).filter(k => k >= 0), [5, 8]);
+  assert.is(t.color[8], 0, 'red is COLORS[0]');
+  assert.is(t.color[5], 2, 'the larger (blue) object owns the shared cell');
+  assert.is(t.color[0], -1);
+  assert.equal(Array.from(t.geometry.slice(8 * 5, 8 * 5 + 5)).map(v => +v.toFixed(4)), [0.4, 0.4, 0.1, 0.6, 0.05]);
+  assert.equal(Array.from(t.position.slice(15 * 2, 16 * 2)), [1, 1]);
+  assert.equal(Array.from(t.position.slice(4 * 2, 5 * 2)), [0, 1 / 3].map(Math.fround));
+  // a centre on the far edge stays in the last cell
+  assert.equal(Array.from(cellTargets([o(100, 100, 3, 'red')], 100, 100, 4, 4).objectness).indexOf(1), 15);
+  assert.is(CELL_OUTPUTS, 1 + 6 + 5 + 3 + 2 + 5 + 2);
+});
+
+test('vision pretraining changes only the vision tower and leaks nothing; the image-use probe compares own and other images', () => {
+  const { policy, reference } = tinyPolicy(4);
+  const snapshot = () => new Map([...policy.model.namedParameters()].map(([n, v]) => [n, v.dataSync().slice()]));
+  const a = snapshot();
+  const before = tf.memory().numTensors;
+  const m = pretrainVision(policy, 2, 1e-2, { batch: 2, val: 2 });
+  assert.is(tf.memory().numTensors, before, 'flat tensor count after vision pretraining');
+  const b = snapshot();
+  const changed = [...a.keys()].filter(n => a.get(n)!.some((x, i) => x !== b.get(n)![i]));
+  assert.ok(changed.length > 0 && changed.every(n => n.startsWith('visual.')), `changed: ${changed.slice(0, 4).join(', ')}`);
+  for (const k of ['visionObjectnessAcc', 'visionColorAcc', 'visionShapeAcc']) assert.ok(m[k] >= 0 && m[k] <= 1, k);
+  const u = policyImageUse(policy, 'val', 2);
+  assert.ok(Number.isFinite(u.answerNll) && u.answerNll > 0);
+  assert.ok(Math.abs(u.gap - (u.otherImageNll - u.answerNll)) < 1e-9);
+  assert.ok(u.gap !== 0, 'a random policy still reacts to its image');
+  assert.is(tf.memory().numTensors, before, 'flat tensor count after the probe');
+  policy.model.dispose(); reference.dispose();
 });
 
 test.run();

@@ -4,13 +4,13 @@
  * With --manifests, each model's figures are written into its manifest.json as `test`.
  * SAM2: mean IoU from the GT box (single-mask output) and from box + points (the pipeline's call);
  * CLIP: share of targets with S1 > S2 for the reference caption; policy: mean format rewards (and
- * the other components, gIoU) of greedy answers.
+ * the other components, gIoU) of greedy answers, and whether it uses its image (policyImageUse).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
-import { clipS1AboveS2, sam2BoxIoU } from '../src/eval/demo.ts';
+import { clipS1AboveS2, policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
@@ -33,7 +33,9 @@ if (want('clip')) {
   console.log('clip', JSON.stringify(result.clip));
 }
 if (want('policy')) {
-  result.policy = await evaluateOnWorld(loadPolicyFrom(W), sam, scorer, { split: 'test', n: Number(values['policy-n']) });
+  const policy = loadPolicyFrom(W);
+  // does the policy look at its image? (answer NLL under its own image and another sample's)
+  result.policy = { ...(await evaluateOnWorld(policy, sam, scorer, { split: 'test', n: Number(values['policy-n']) })), imageUse: policyImageUse(policy, 'test', Number(values['policy-n'])) };
   console.log('policy', JSON.stringify(result.policy));
 }
 writeJsonAtomic(values.out!, result);

@@ -2,10 +2,11 @@
  * Pretraining of the demo models on the embedded world, all through tfjs autograd:
  *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
  *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S] [--image-size 192] [--freeze-encoder] [--init dir]
- *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S]
+ *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S] [--vision-steps N] [--freeze-encoder]
  * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice (low resolution), dice at
  * the image's resolution and the IoU-head MSE, for box and box + points prompts; policy: teacher-forced cross-entropy on reference responses in the SPEC
- * format (the warm start). Each writes config, weights and a manifest (command, seed, metrics),
+ * format (the warm start), after an optional first stage that trains its vision tower on dense
+ * per-cell object targets (tools/pretrain-vision.ts). Each writes config, weights and a manifest (command, seed, metrics),
  * checkpoints every --every steps, and is reproducible from its seed.
  */
 import * as fs from 'node:fs';
@@ -29,7 +30,8 @@ import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
-import { sam2BoxIoU } from '../src/eval/demo.ts';
+import { policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
+import { pretrainVision } from './pretrain-vision.ts';
 import { maskArea } from '../src/eval/metrics.ts';
 import type { Module } from '../src/nn/module.ts';
 import { openCheckpoint } from '../src/io/checkpoint.ts';
@@ -45,11 +47,12 @@ const { values, positionals } = parseArgs({
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
     'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' }, 'answer-weight': { type: 'string' },
+    'vision-steps': { type: 'string' }, 'vision-lr': { type: 'string' },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w])');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w] [--vision-steps N] [--vision-lr x] [--freeze-encoder])');
   process.exit(2);
 }
 await initBackend();
@@ -259,6 +262,16 @@ if (what === 'policy') {
   // --init <dir>: continue from an earlier warm start (same tokenizer and sizes)
   if (values.init) loadQwenWeights(model, openCheckpoint(path.join(values.init, 'model.safetensors')));
   const policy = makePolicy(model, PolicyTokenizer.load(out), { viewSize: view });
+  // --vision-steps N: first train the vision tower alone for N steps on dense per-cell targets
+  // (src/data/world/cells.ts) through a linear probe that is then discarded
+  const visionSteps = Number(values['vision-steps'] ?? 0);
+  const visionMetrics = visionSteps > 0 ? pretrainVision(policy, visionSteps, Number(values['vision-lr'] ?? 3e-3), { seed }) : {};
+  if (visionSteps > 0) console.log(`policy vision: ${JSON.stringify(visionMetrics)}`);
+  // --freeze-encoder: keep the vision tower as it is (its seeded init, or as --vision-steps left
+  // it). Trained jointly from scratch through the decoder alone, the tiny tower learns to emit one
+  // large constant vector for every patch (image tokens 70x the norm of text embeddings, 5 %
+  // image-dependent), and the decoder never learns to look at the image
+  if (values['freeze-encoder']) model.setTrainable(false, n => n.startsWith('visual.'));
   // --answer-weight w: the loss weight of the <answer> JSON's tokens against 1 for the rest. The
   // coordinates are a few tokens of a long response, so with equal weights the reasoning text
   // dominates and the policy learns the format long before it learns to ground
@@ -303,7 +316,10 @@ if (what === 'policy') {
     });
     tf.dispose([b.px, b.mask]);
     return l;
-  }, () => ({}), () => {
+  }, () => {
+    const r = policyImageUse(policy, 'val', Number(values.val ?? 24));
+    return { ...visionMetrics, valAnswerNll: r.answerNll, valAnswerNllOtherImage: r.otherImageNll };
+  }, () => {
     saveModel(model, qwenConfigJson(cfg));
     writeJsonAtomic(path.join(out, 'dpad.json'), { viewSize: view });
   });

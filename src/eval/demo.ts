@@ -1,9 +1,12 @@
 /**
  * The demo models' own acceptance measures on the embedded world (RESULTS.md): SAM2's IoU from a
- * box prompt at the image's resolution, CLIP's S1 > S2 rate for the reference caption (the
- * policy's format rewards come from evaluateOnWorld).
+ * box prompt at the image's resolution, CLIP's S1 > S2 rate for the reference caption, and whether
+ * the policy uses its image at all (its format rewards come from evaluateOnWorld).
  */
-import { worldSample, type Split } from '../data/world/generator.ts';
+import { referenceResponse, worldSample, type Split } from '../data/world/generator.ts';
+import type { ImageU8 } from '../io/resample.ts';
+import { sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
+import { encodePrompt, type Policy } from '../pipeline/policy.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
@@ -57,4 +60,36 @@ export async function clipS1AboveS2(scorer: ClipScorer, split: Split, n: number)
     s2 += r.s2;
   }
   return { rate: ok / n, meanS1: s1 / n, meanS2: s2 / n, n };
+}
+
+/**
+ * Does the policy look at the image? Mean per-token NLL of the reference <answer> under the
+ * sample's own image and under another sample's image (teacher-forced, n samples of a split).
+ * A policy that ignores its image scores the same under both: gap 0.
+ */
+export function policyImageUse(policy: Policy, split: Split, n: number): { answerNll: number; otherImageNll: number; gap: number; n: number } {
+  const v = policy.viewSize;
+  const imEnd = policy.tokenizer.tokenId('<|im_end|>');
+  const answerNll = (s: ReturnType<typeof worldSample>, image: ImageU8): number => {
+    const enc = encodePrompt(policy, image, s.query);
+    const text = referenceResponse(s, v);
+    const resp = [...policy.tokenizer.encode(text), imEnd];
+    const a = policy.tokenizer.encode(text.slice(0, text.indexOf('<answer>') + '<answer>'.length)).length;
+    const z = policy.tokenizer.encode(text.slice(0, text.indexOf('</answer>'))).length;
+    const ids = Int32Array.from([...enc.ids, ...resp]);
+    const lp = sequenceLogProbs(policy.model, { ids, batch: 1, promptLength: enc.ids.length, responseLength: resp.length, attentionMask: new Int32Array(ids.length).fill(1), pixelValues: enc.pixelValues, grids: [enc.grid] }).logProbs;
+    const d = lp.dataSync();
+    lp.dispose();
+    enc.pixelValues.dispose();
+    let s2 = 0;
+    for (let k = a; k < z; k++) s2 -= d[k];
+    return s2 / (z - a);
+  };
+  let own = 0, other = 0;
+  for (let i = 0; i < n; i++) {
+    const s = worldSample(split, i, { frame: v });
+    own += answerNll(s, s.image);
+    other += answerNll(s, worldSample(split, n + i, { frame: v }).image);
+  }
+  return { answerNll: own / n, otherImageNll: other / n, gap: (other - own) / n, n };
 }

@@ -23,6 +23,13 @@ export interface AdamWState {
   v: Map<string, tf.Tensor>;
 }
 
+/** A variable holding `init`'s data; `init` itself is released (tf.variable shares, not takes, it). */
+export function ownedVariable(init: tf.Tensor, trainable = false, name?: string): tf.Variable {
+  const v = tf.variable(init, trainable, name);
+  init.dispose();
+  return v;
+}
+
 export class AdamW {
   readonly config: AdamWConfig;
   step = 0;
@@ -46,8 +53,8 @@ export class AdamW {
       if (!g) continue;
       if (!tf.util.arraysEqual(g.shape, p.shape)) throw new Error(`AdamW: gradient of ${name} has shape [${g.shape}], parameter [${p.shape}]`);
       if (!this.m.has(name)) {
-        this.m.set(name, tf.variable(tf.zerosLike(p), false));
-        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+        this.m.set(name, ownedVariable(tf.zerosLike(p)));
+        this.v.set(name, ownedVariable(tf.zerosLike(p)));
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
@@ -75,8 +82,8 @@ export class AdamW {
   loadState(s: AdamWState): void {
     this.disposeState();
     this.step = s.step;
-    for (const [k, t] of s.m) this.m.set(k, tf.variable(t.clone(), false));
-    for (const [k, t] of s.v) this.v.set(k, tf.variable(t.clone(), false));
+    for (const [k, t] of s.m) this.m.set(k, ownedVariable(t.clone()));
+    for (const [k, t] of s.v) this.v.set(k, ownedVariable(t.clone()));
   }
 
   private disposeState(): void {

@@ -204,7 +204,8 @@ export class GrpoTrainer {
       }
       const adv = groupAdvantages(rollouts.map(r => r.reward), rollouts.map(r => r.prompt));
       const t2 = performance.now();
-      // ---- loss and gradients, accumulated over micro-batches (one PPO epoch: logp_old = logp detached)
+      // ---- loss and gradients, accumulated over micro-batches (one PPO epoch: logp_old = logp detached);
+      // every log-prob is of softmax(logits / temperature), the distribution the rollouts were drawn from (as veRL)
       const vars = [...model.trainableParameters()];
       const grads = new Map<string, tf.Tensor>();
       const nMicro = Math.ceil(rollouts.length / c.microBatch);
@@ -214,13 +215,13 @@ export class GrpoTrainer {
         const items = rollouts.slice(mb * c.microBatch, (mb + 1) * c.microBatch);
         const batch = this.packBatch(items, prompts, pad);
         try {
-          const ref = this.reference && c.klCoef > 0 ? tf.tidy(() => sequenceLogProbs(this.reference!, batch.seq).logProbs) : null;
-          const old = tf.tidy(() => sequenceLogProbs(model, batch.seq).logProbs);
+          const ref = this.reference && c.klCoef > 0 ? tf.tidy(() => sequenceLogProbs(this.reference!, batch.seq, { temperature: c.temperature }).logProbs) : null;
+          const old = tf.tidy(() => sequenceLogProbs(model, batch.seq, { temperature: c.temperature }).logProbs);
           const advT = tf.tensor2d(batch.adv(adv), [items.length, 1]);
           const mask = tf.tensor2d(batch.mask, [items.length, batch.seq.responseLength]);
           let parts: { pg: number; kl: number; ent: number; cf: number; pk: number; loss: number } = { pg: 0, kl: 0, ent: 0, cf: 0, pk: 0, loss: 0 };
           const { value, grads: g } = tf.variableGrads(() => {
-            const lp = sequenceLogProbs(model, batch.seq, { entropy: c.entropyCoef > 0 });
+            const lp = sequenceLogProbs(model, batch.seq, { temperature: c.temperature, entropy: c.entropyCoef > 0 });
             const out = grpoLoss({ logProbs: lp.logProbs, oldLogProbs: old, refLogProbs: ref, advantages: tf.mul(advT, mask), mask, entropy: lp.entropy }, c);
             parts = {
               pg: out.pgLoss.dataSync()[0], kl: out.klLoss.dataSync()[0], ent: out.entropyLoss?.dataSync()[0] ?? 0,

@@ -1,0 +1,118 @@
+/**
+ * The policy warm start's first stage: its vision tower alone, on dense per-cell targets of the
+ * world (src/data/world/cells.ts) through a linear probe on the merged tokens, which is discarded.
+ * The decoder then reads features that already say what is where, instead of having to shape the
+ * tower through a long text loss (which, on the world, it never does).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import seedrandom from 'seedrandom';
+import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from '../src/data/world/cells.ts';
+import { worldSample, type Split } from '../src/data/world/generator.ts';
+import { encodePrompt, type Policy } from '../src/pipeline/policy.ts';
+import { AdamW, clipGradNorm, ownedVariable } from '../src/rl/adamw.ts';
+import { Progress } from '../src/util/progress.ts';
+
+interface Batch { pixels: tf.Tensor2D; grids: [number, number, number][]; targets: CellTargets[] }
+
+function batchOf(policy: Policy, split: Split, indices: number[]): Batch {
+  const merge = policy.model.config.vision_config.spatial_merge_size;
+  const px: tf.Tensor2D[] = [];
+  const grids: [number, number, number][] = [];
+  const targets: CellTargets[] = [];
+  for (const i of indices) {
+    const s = worldSample(split, i);
+    const enc = encodePrompt(policy, s.image, s.query);
+    px.push(enc.pixelValues);
+    grids.push(enc.grid);
+    targets.push(cellTargets(s.objects, s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge));
+  }
+  const pixels = tf.concat(px, 0) as tf.Tensor2D;
+  tf.dispose(px);
+  return { pixels, grids, targets };
+}
+
+/** the probe's outputs split by field: [cells, width] each */
+function fields(out: tf.Tensor2D): Record<keyof typeof CELL_FIELDS, tf.Tensor2D> {
+  const names = Object.keys(CELL_FIELDS) as (keyof typeof CELL_FIELDS)[];
+  const parts = tf.split(out, names.map(k => CELL_FIELDS[k]), 1) as tf.Tensor2D[];
+  return Object.fromEntries(names.map((k, i) => [k, parts[i]])) as Record<keyof typeof CELL_FIELDS, tf.Tensor2D>;
+}
+
+/** mean cross-entropy over the cells with a class (index >= 0) */
+function maskedCe(logits: tf.Tensor2D, index: Int32Array): tf.Scalar {
+  const mask = tf.tensor1d(Float32Array.from(index, v => (v >= 0 ? 1 : 0)));
+  const nll = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(tf.tensor1d(Int32Array.from(index, v => Math.max(v, 0)), 'int32'), logits.shape[1])), 1));
+  return tf.div(tf.sum(tf.mul(nll, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+}
+
+function probeLoss(out: tf.Tensor2D, t: CellTargets[]): tf.Scalar {
+  const f = fields(out);
+  const cat = (k: 'objectness' | 'geometry' | 'position') => Float32Array.from(t.flatMap(x => Array.from(x[k])));
+  const idx = (k: 'color' | 'shape' | 'texture' | 'size') => Int32Array.from(t.flatMap(x => Array.from(x[k])));
+  const obj = tf.tensor2d(cat('objectness'), [out.shape[0], 1]);
+  // binary cross-entropy with logits: softplus(x) - y x
+  const bce = tf.mean(tf.sub(tf.softplus(f.objectness), tf.mul(obj, f.objectness)));
+  const geo = tf.div(tf.sum(tf.mul(tf.square(tf.sub(tf.sigmoid(f.geometry), tf.tensor2d(cat('geometry'), [out.shape[0], 5]))), obj)), tf.maximum(tf.sum(obj), 1));
+  const pos = tf.mean(tf.square(tf.sub(tf.sigmoid(f.position), tf.tensor2d(cat('position'), [out.shape[0], 2]))));
+  const ce = tf.addN([maskedCe(f.color, idx('color')), maskedCe(f.shape, idx('shape')), maskedCe(f.texture, idx('texture')), maskedCe(f.size, idx('size'))]);
+  return tf.addN([bce, ce, tf.mul(10, geo), tf.mul(10, pos)]) as tf.Scalar;
+}
+
+/**
+ * Train `policy.model.visual` for `steps` steps (batches of 16 train images, seeded) and return
+ * its probe's val accuracies: objectness, colour and shape at object cells, mean centre error.
+ * Only the vision tower changes; the decoder's parameters are left as they are.
+ */
+export function pretrainVision(policy: Policy, steps: number, lr: number, opts: { batch?: number; seed?: number; val?: number } = {}): Record<string, number> {
+  const model = policy.model;
+  const B = opts.batch ?? 16;
+  const rng = seedrandom(`vision:${opts.seed ?? 0}`);
+  const H = model.config.vision_config.out_hidden_size;
+  const probe = new Map<string, tf.Variable>([
+    ['probe.weight', ownedVariable(tf.randomNormal([H, CELL_OUTPUTS], 0, 0.02, 'float32', opts.seed ?? 0), true, 'vision_probe_w')],
+    ['probe.bias', ownedVariable(tf.zeros([CELL_OUTPUTS]), true, 'vision_probe_b')],
+  ]);
+  const params = new Map([...[...model.namedParameters()].filter(([n]) => n.startsWith('visual.')), ...probe]);
+  const names = new Map([...params].map(([n, v]) => [v.name, n]));
+  const run = (b: Batch) => tf.add(tf.matMul(model.visual.forward(b.pixels, b.grids), probe.get('probe.weight')!), probe.get('probe.bias')!) as tf.Tensor2D;
+  const opt = new AdamW({ lr, weightDecay: 0.01 });
+  const bar = new Progress('policy vision', steps);
+  let ema = NaN;
+  for (let i = 0; i < steps; i++) {
+    const b = batchOf(policy, 'train', Array.from({ length: B }, () => Math.floor(rng() * 20000)));
+    const { value, grads } = tf.variableGrads(() => probeLoss(run(b), b.targets), [...params.values()]);
+    b.pixels.dispose();
+    const loss = value.dataSync()[0];
+    value.dispose();
+    const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));
+    clipGradNorm(g, 1.0);
+    const w = Math.min(1, (i + 1) / 20) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
+    if (Number.isFinite(loss)) opt.apply(params, g, lr * w);
+    tf.dispose([...g.values()]);
+    ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
+    bar.tick(1, `loss ${ema.toFixed(4)}`);
+  }
+  opt.dispose();
+  // val: how well the probe reads the features
+  const nVal = opts.val ?? 64;
+  const b = batchOf(policy, 'val', Array.from({ length: nVal }, (_, i) => i));
+  const out = tf.tidy(() => run(b));
+  b.pixels.dispose();
+  const f = fields(out);
+  const geoT = tf.sigmoid(f.geometry);
+  const [o, col, shp, geo] = [f.objectness.dataSync(), f.color.arraySync(), f.shape.arraySync(), geoT.arraySync()];
+  tf.dispose([out, geoT, ...Object.values(f), ...probe.values()]);
+  let cells = 0, objOk = 0, objects = 0, colorOk = 0, shapeOk = 0, centreErr = 0;
+  const argmax = (r: number[]) => r.indexOf(Math.max(...r));
+  let k = 0;
+  for (const t of b.targets) for (let c = 0; c < t.objectness.length; c++, k++) {
+    cells++;
+    if ((o[k] > 0) === (t.objectness[c] === 1)) objOk++;
+    if (t.objectness[c] !== 1) continue;
+    objects++;
+    if (argmax(col[k]) === t.color[c]) colorOk++;
+    if (argmax(shp[k]) === t.shape[c]) shapeOk++;
+    centreErr += Math.hypot(geo[k][2] - t.geometry[c * 5 + 2], geo[k][3] - t.geometry[c * 5 + 3]) * policy.viewSize;
+  }
+  return { visionSteps: steps, visionObjectnessAcc: objOk / cells, visionColorAcc: colorOk / objects, visionShapeAcc: shapeOk / objects, visionCentreErrPx: centreErr / objects };
+}
