@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from '../src/data/world/cells.ts';
 import { worldSample, type Split } from '../src/data/world/generator.ts';
-import { encodePrompt, type Policy } from '../src/pipeline/policy.ts';
+import { encodeImage, type Policy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm, ownedVariable } from '../src/rl/adamw.ts';
 import { Progress } from '../src/util/progress.ts';
 
@@ -21,7 +21,7 @@ function batchOf(policy: Policy, split: Split, indices: number[]): Batch {
   const targets: CellTargets[] = [];
   for (const i of indices) {
     const s = worldSample(split, i);
-    const enc = encodePrompt(policy, s.image, s.query);
+    const enc = encodeImage(policy, s.image);
     px.push(enc.pixelValues);
     grids.push(enc.grid);
     targets.push(cellTargets(s.objects, s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge));

@@ -37,7 +37,7 @@ import type { Module } from '../src/nn/module.ts';
 import { openCheckpoint } from '../src/io/checkpoint.ts';
 import { loadSam2Weights } from '../src/models/sam2/weights.ts';
 import { loadQwenWeights } from '../src/models/qwen2_5_vl/weights.ts';
-import { encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
+import { answerTokenSpan, encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
 import { Progress } from '../src/util/progress.ts';
 
@@ -283,9 +283,7 @@ if (what === 'policy') {
     const enc = encodePrompt(policy, s.image, s.query);
     const text = referenceResponse(s, view);
     const resp = [...policy.tokenizer.encode(text), imEnd];
-    const a = text.indexOf('<answer>') + '<answer>'.length;
-    const z = text.indexOf('</answer>');
-    const answer: [number, number] = [policy.tokenizer.encode(text.slice(0, a)).length, policy.tokenizer.encode(text.slice(0, z)).length];
+    const answer = answerTokenSpan(policy.tokenizer, text);
     return { enc, resp, answer };
   };
   const sft = (samples: WorldSample[]) => {

@@ -6,7 +6,7 @@
 import { referenceResponse, worldSample, type Split } from '../data/world/generator.ts';
 import type { ImageU8 } from '../io/resample.ts';
 import { sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
-import { encodePrompt, type Policy } from '../pipeline/policy.ts';
+import { answerTokenSpan, encodePrompt, type Policy } from '../pipeline/policy.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
@@ -74,8 +74,7 @@ export function policyImageUse(policy: Policy, split: Split, n: number): { answe
     const enc = encodePrompt(policy, image, s.query);
     const text = referenceResponse(s, v);
     const resp = [...policy.tokenizer.encode(text), imEnd];
-    const a = policy.tokenizer.encode(text.slice(0, text.indexOf('<answer>') + '<answer>'.length)).length;
-    const z = policy.tokenizer.encode(text.slice(0, text.indexOf('</answer>'))).length;
+    const [a, z] = answerTokenSpan(policy.tokenizer, text);
     const ids = Int32Array.from([...enc.ids, ...resp]);
     const lp = sequenceLogProbs(policy.model, { ids, batch: 1, promptLength: enc.ids.length, responseLength: resp.length, attentionMask: new Int32Array(ids.length).fill(1), pixelValues: enc.pixelValues, grids: [enc.grid] }).logProbs;
     const d = lp.dataSync();

@@ -59,13 +59,27 @@ export interface EncodedPrompt {
   view: ImageU8;
 }
 
-/** (image, query) -> prompt ids with the image pad expanded, and the image's pixel values. */
-export function encodePrompt(policy: Policy, image: ImageU8, query: string, variant: 'dpad' | 'baseline' = 'dpad'): EncodedPrompt {
+/** image -> the policy's view of it, its pixel values, grid and number of image tokens (no text). */
+export function encodeImage(policy: Policy, image: ImageU8): Omit<EncodedPrompt, 'ids'> & { tokens: number } {
   const v = policy.viewSize;
   const view = image.width === v && image.height === v ? image : resize(image, v, v, 'bilinear');
   const p = preprocessImage(view, policy.model.config.vision_config, { minPixels: policy.minPixels, maxPixels: policy.maxPixels });
-  const ids = policy.tokenizer.encode(chatPrompt(userPrompt(query, variant), p.tokens));
-  return { ids, pixelValues: p.pixelValues, grid: p.grid, view };
+  return { pixelValues: p.pixelValues, grid: p.grid, view, tokens: p.tokens };
+}
+
+/** (image, query) -> prompt ids with the image pad expanded, and the image's pixel values. */
+export function encodePrompt(policy: Policy, image: ImageU8, query: string, variant: 'dpad' | 'baseline' = 'dpad'): EncodedPrompt {
+  const { pixelValues, grid, view, tokens } = encodeImage(policy, image);
+  const ids = policy.tokenizer.encode(chatPrompt(userPrompt(query, variant), tokens));
+  return { ids, pixelValues, grid, view };
+}
+
+/** Token span [start, end) of the `<answer>` JSON inside a response text, as the tokenizer splits it. */
+export function answerTokenSpan(tokenizer: PolicyTokenizer, text: string): [number, number] {
+  const a = text.indexOf('<answer>');
+  const z = text.indexOf('</answer>');
+  if (a < 0 || z < a) throw new Error(`answerTokenSpan: no <answer>...</answer> in ${JSON.stringify(text.slice(0, 80))}`);
+  return [tokenizer.encode(text.slice(0, a + '<answer>'.length)).length, tokenizer.encode(text.slice(0, z)).length];
 }
 
 /** Left-pad rows of ids into one batch: ids [B * L] and mask [B * L]. */
