@@ -12,6 +12,8 @@ import { evaluateOnWorld } from '../src/eval/world_policy.ts';
 import { policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
 import { CELL_OUTPUTS, cellTargets } from '../src/data/world/cells.ts';
 import { pretrainVision } from '../tools/pretrain-vision.ts';
+import { alignPolicy } from '../tools/pretrain-align.ts';
+import { describeScene } from '../src/data/world/describe.ts';
 
 test('world samples are deterministic and the splits differ', () => {
   const a = worldSample('train', 5);
@@ -110,6 +112,41 @@ test('vision pretraining changes only the vision tower and leaks nothing; the im
   assert.ok(Math.abs(u.gap - (u.otherImageNll - u.answerNll)) < 1e-9);
   assert.ok(u.gap !== 0, 'a random policy still reacts to its image');
   assert.is(tf.memory().numTensors, before, 'flat tensor count after the probe');
+  policy.model.dispose(); reference.dispose();
+});
+
+test('scene descriptions list every object once, in reading order, with boxes in the view', () => {
+  for (let i = 0; i < 20; i++) {
+    const s = worldSample('train', i, { frame: 112 });
+    const d = describeScene(s, 112);
+    assert.ok(d.startsWith(`There are ${s.objects.length} objects. `), d);
+    const items = [...d.matchAll(/It is (a [a-z ]+?) in the (top|middle|bottom) (left|center|right) at \[(\d+), (\d+), (\d+), (\d+)\]\./g)];
+    assert.is(items.length, s.objects.length, d);
+    const rows = items.map(m => ['top', 'middle', 'bottom'].indexOf(m[2]));
+    assert.equal(rows, [...rows].sort((a, b) => a - b), 'rows in reading order');
+    for (const m of items) {
+      const [x1, y1, x2, y2] = m.slice(4, 8).map(Number);
+      assert.ok(x1 <= x2 && y1 <= y2 && x2 <= 112 && y2 <= 112, m[0]);
+    }
+  }
+  // the target's entry carries the reference answer's box
+  const s = worldSample('val', 3, { frame: 112 });
+  assert.ok(describeScene(s, 112).includes(`at [${JSON.parse(/<answer>(.*)<\/answer>/.exec(referenceResponse(s, 112))![1]).bbox.join(', ')}]`));
+});
+
+test('alignment trains the decoder only, refuses a trainable vision tower, and leaks nothing', () => {
+  const { policy, reference } = tinyPolicy(4);
+  assert.throws(() => alignPolicy(policy, { describeSteps: 1, mixedSteps: 0, lr: 1e-2 }), /freeze the vision tower/);
+  policy.model.setTrainable(false, n => n.startsWith('visual.'));
+  const snapshot = () => new Map([...policy.model.namedParameters()].map(([n, v]) => [n, v.dataSync().slice()]));
+  const a = snapshot();
+  const before = tf.memory().numTensors;
+  const r = alignPolicy(policy, { describeSteps: 1, mixedSteps: 2, lr: 1e-2 });
+  assert.is(tf.memory().numTensors, before, 'flat tensor count after alignment');
+  assert.ok(Number.isFinite(r.describeLoss) && r.describeLoss > 0 && Number.isFinite(r.mixedLoss) && r.mixedLoss > 0, JSON.stringify(r));
+  const b = snapshot();
+  const changed = [...a.keys()].filter(n => a.get(n)!.some((x, i) => x !== b.get(n)![i]));
+  assert.ok(changed.length > 0 && changed.every(n => !n.startsWith('visual.')), `changed: ${changed.slice(0, 4).join(', ')}`);
   policy.model.dispose(); reference.dispose();
 });
 

@@ -2,7 +2,7 @@
  * Pretraining of the demo models on the embedded world, all through tfjs autograd:
  *   npx tsx tools/pretrain.ts clip   --out weights/demo/clip   [--steps N] [--seed S]
  *   npx tsx tools/pretrain.ts sam2   --out weights/demo/sam2   [--steps N] [--seed S] [--image-size 192] [--freeze-encoder] [--init dir]
- *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S] [--vision-steps N] [--freeze-encoder]
+ *   npx tsx tools/pretrain.ts policy --out weights/demo/policy [--steps N] [--seed S] [--vision-steps N] [--freeze-encoder] [--align-steps D,M]
  * clip: symmetric InfoNCE on (object crop, caption) pairs; sam2: BCE + dice (low resolution), dice at
  * the image's resolution and the IoU-head MSE, for box and box + points prompts; policy: teacher-forced cross-entropy on reference responses in the SPEC
  * format (the warm start), after an optional first stage that trains its vision tower on dense
@@ -32,6 +32,7 @@ import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sam2Preprocess } from '../src/models/sam2/predictor.ts';
 import { policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
 import { pretrainVision } from './pretrain-vision.ts';
+import { alignPolicy } from './pretrain-align.ts';
 import { maskArea } from '../src/eval/metrics.ts';
 import type { Module } from '../src/nn/module.ts';
 import { openCheckpoint } from '../src/io/checkpoint.ts';
@@ -47,12 +48,12 @@ const { values, positionals } = parseArgs({
     out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
     batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
     'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' }, 'answer-weight': { type: 'string' },
-    'vision-steps': { type: 'string' }, 'vision-lr': { type: 'string' },
+    'vision-steps': { type: 'string' }, 'vision-lr': { type: 'string' }, 'align-steps': { type: 'string' }, 'align-lr': { type: 'string' }, 'ground-weight': { type: 'string' },
   },
 });
 const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w] [--vision-steps N] [--vision-lr x] [--freeze-encoder])');
+  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w] [--vision-steps N] [--vision-lr x] [--freeze-encoder] [--align-steps D,M] [--align-lr x] [--ground-weight w])');
   process.exit(2);
 }
 await initBackend();
@@ -276,6 +277,16 @@ if (what === 'policy') {
   // coordinates are a few tokens of a long response, so with equal weights the reasoning text
   // dominates and the policy learns the format long before it learns to ground
   const answerWeight = Number(values['answer-weight'] ?? 1);
+  // --align-steps D,M: before the main loop, D steps on dense scene descriptions then M steps mixing
+  // them with ground-weighted reference responses (tools/pretrain-align.ts); needs --freeze-encoder
+  let alignMetrics: Record<string, number> = {};
+  if (values['align-steps']) {
+    const [D, M] = values['align-steps'].split(',').map(Number);
+    if (!(D >= 0 && M >= 0)) { console.error(`pretrain: --align-steps wants D,M (two step counts), got ${JSON.stringify(values['align-steps'])}`); process.exit(2); }
+    const r = alignPolicy(policy, { describeSteps: D, mixedSteps: M, lr: Number(values['align-lr'] ?? 1e-3), answerWeight, groundWeight: Number(values['ground-weight'] ?? 10) });
+    alignMetrics = { alignDescribeSteps: D, alignMixedSteps: M, alignDescribeLoss: r.describeLoss, alignMixedLoss: r.mixedLoss };
+    console.log(`policy align: ${JSON.stringify(alignMetrics)}`);
+  }
   const B = Number(values.batch ?? 4);
   const pad = cfg.pad_token_id;
   const imEnd = policy.tokenizer.tokenId('<|im_end|>');
@@ -316,7 +327,7 @@ if (what === 'policy') {
     return l;
   }, () => {
     const r = policyImageUse(policy, 'val', Number(values.val ?? 24));
-    return { ...visionMetrics, valAnswerNll: r.answerNll, valAnswerNllOtherImage: r.otherImageNll };
+    return { ...visionMetrics, ...alignMetrics, valAnswerNll: r.answerNll, valAnswerNllOtherImage: r.otherImageNll };
   }, () => {
     saveModel(model, qwenConfigJson(cfg));
     writeJsonAtomic(path.join(out, 'dpad.json'), { viewSize: view });

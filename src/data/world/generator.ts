@@ -121,7 +121,8 @@ function placeObjects(rng: () => number, n: number, size: number, difficulty: Di
   return out;
 }
 
-function position(o: WorldObject, size: number): string {
+/** where an object lies, in the words of a 3 x 3 grid: "middle right" */
+export function position(o: WorldObject, size: number): string {
   const h = o.cx < size / 3 ? 'left' : o.cx > (2 * size) / 3 ? 'right' : 'center';
   const v = o.cy < size / 3 ? 'top' : o.cy > (2 * size) / 3 ? 'bottom' : 'middle';
   return `${v} ${h}`;
