@@ -32,7 +32,8 @@ const testSet = (): Iterable<EvalSample> => (function* () {
 const rows: [string, MetricTable][] = [];
 async function evalPolicy(name: string, policy: ReturnType<typeof loadPolicyFrom>) {
   const seg = new Segmenter(policy, sam);
-  const { tables } = await evaluate(seg, testSet(), n, { outDir: path.join(out, name, 'eval'), scorer, maxNewTokens: 160, name });
+  // fresh: the policies are retrained on every run, so an earlier run's per-sample results are stale
+  const { tables } = await evaluate(seg, testSet(), n, { outDir: path.join(out, name, 'eval'), scorer, maxNewTokens: 160, name, fresh: true });
   rows.push([name, tables.all]);
   seg.dispose();
 }

@@ -103,7 +103,7 @@ test('npm run eval (examples/eval.ts) with the demo weights on a ReasonSeg folde
   assert.match(r.stdout, /world:test:2: gIoU/);
 });
 
-test('a killed evaluation resumes without counting any sample twice', async () => {
+test('a killed evaluation resumes without counting any sample twice; a fresh one reruns all', async () => {
   const { policy, reference } = tinyPolicy(5);
   const seg = new Segmenter(policy, tinySam());
   const out = path.join(tmp, 'resume');
@@ -126,6 +126,11 @@ test('a killed evaluation resumes without counting any sample twice', async () =
   const kept = fs.readdirSync(path.join(out, 'worst')).filter(f => f.endsWith('.png'));
   assert.ok(kept.length <= 3, `at most N = 3 overlays after the resumed run (${kept})`);
   assert.equal(records.map(r => r.id).sort(), ['test-0', 'test-1', 'test-2', 'test-3']);
+  assert.is(readResults(path.join(out, 'results.jsonl')).length, 4);
+  // fresh: another model's results are not reused
+  segmented = 0;
+  await evaluate(seg, all(), 4, { outDir: out, maxNewTokens: 3, worst: 3, fresh: true });
+  assert.is(segmented, 4, 'a fresh evaluation runs every sample again');
   assert.is(readResults(path.join(out, 'results.jsonl')).length, 4);
   seg.dispose(); policy.model.dispose(); reference.dispose();
 });

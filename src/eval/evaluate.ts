@@ -64,11 +64,17 @@ export interface EvaluateOptions {
   worst?: number;
   /** tokens_scatter.png (Figure 4) and tokens_by_group.png (Figure 5); default true */
   figures?: boolean;
+  /** discard an earlier run's results in outDir instead of resuming it (a different model: a retrained policy) */
+  fresh?: boolean;
 }
 
 export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
   fs.mkdirSync(opts.outDir, { recursive: true });
   const resultsFile = path.join(opts.outDir, 'results.jsonl');
+  if (opts.fresh) {
+    fs.rmSync(resultsFile, { force: true });
+    fs.rmSync(path.join(opts.outDir, 'worst'), { recursive: true, force: true });
+  }
   const done = new Map(readResults(resultsFile).map(r => [r.id, r]));
   // rewrite the file with the complete records only, so a torn last line cannot stay
   writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
