@@ -9,7 +9,10 @@ import type { RawTensor } from '../../src/io/dtypes.ts';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 
 /** A value an adapter returns for one output. */
-export type OutputValue = number | boolean | number[] | RawTensor | tf.Tensor | { shape: number[]; data: ArrayLike<number> };
+export type OutputValue = number | boolean | string | null | NestedNumbers | RawTensor | tf.Tensor | { shape: number[]; data: ArrayLike<number> };
+
+/** A JSON list of numbers, possibly nested (`[[405, 57], [804, 150]]`). */
+export type NestedNumbers = Array<number | boolean | NestedNumbers>;
 
 export interface FixtureJson {
   family: string;
@@ -78,9 +81,47 @@ function flatten(v: OutputValue): { shape: number[]; data: ArrayLike<number> } {
   if (v instanceof tf.Tensor) return { shape: v.shape.slice(), data: v.dataSync() as ArrayLike<number> };
   if (typeof v === 'number') return { shape: [], data: [v] };
   if (typeof v === 'boolean') return { shape: [], data: [v ? 1 : 0] };
-  if (Array.isArray(v)) return { shape: [v.length], data: v };
+  if (Array.isArray(v)) return flattenNested(v);
   if (isRaw(v)) return { shape: v.shape, data: v.data };
   throw new Error(`unsupported output value ${String(v)}`);
+}
+
+/** A nested JSON list as shape + row-major data; a ragged list gets shape [-1] (it never matches). */
+export function flattenNested(v: unknown[]): { shape: number[]; data: number[] } {
+  const shape: number[] = [];
+  for (let cur: unknown = v; Array.isArray(cur); cur = cur[0]) shape.push(cur.length);
+  const data: number[] = [];
+  let ragged = false;
+  const walk = (x: unknown, depth: number) => {
+    if (depth === shape.length) {
+      if (Array.isArray(x)) ragged = true;
+      else data.push(Number(x));
+      return;
+    }
+    if (!Array.isArray(x) || x.length !== shape[depth]) {
+      ragged = true;
+      return;
+    }
+    for (const y of x) walk(y, depth + 1);
+  };
+  walk(v, 0);
+  return { shape: ragged ? [-1] : shape, data };
+}
+
+/** Compare two non-numeric JSON values (strings, null, nested lists of strings) exactly. */
+function compareJson(actual: unknown, expected: unknown): { maxAbs: number; maxRel: number; pass: boolean; note?: string } {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a === e) return { maxAbs: 0, maxRel: 0, pass: true };
+  let i = 0;
+  while (i < a.length && i < e.length && a[i] === e[i]) i++;
+  const clip = (t: string) => (t.length > 60 ? `${t.slice(0, 60)}…` : t);
+  return { maxAbs: NaN, maxRel: NaN, pass: false, note: `differs at character ${i}: got ${clip(a.slice(i))}, expected ${clip(e.slice(i))}` };
+}
+
+function isNumericJson(v: unknown): boolean {
+  if (typeof v === 'number' || typeof v === 'boolean') return true;
+  return Array.isArray(v) && v.every(isNumericJson);
 }
 
 /** Compare an actual output against its expectation; returns the error figures and verdict. */
@@ -96,6 +137,9 @@ export function compare(actual: { shape: number[]; data: ArrayLike<number> }, ex
   let maxRel = 0;
   let sumAbs = 0;
   let pass = true;
+  let mismatched = 0;
+  let worst = -1;
+  let worstExcess = -Infinity;
   const atol = exp.atol ?? 0;
   const rtol = exp.rtol ?? 0;
   for (let i = 0; i < ne; i++) {
@@ -109,15 +153,40 @@ export function compare(actual: { shape: number[]; data: ArrayLike<number> }, ex
     if (d > maxAbs) maxAbs = d;
     if (rel > maxRel) maxRel = rel;
     sumAbs += d;
-    if (exp.check === 'exact' && d !== 0) pass = false;
-    if (exp.check === 'allclose' && !(d <= atol + rtol * Math.abs(e))) pass = false;
+    // how far past its own bound this element lies (exact: bound 0)
+    const bound = exp.check === 'allclose' ? atol + rtol * Math.abs(e) : 0;
+    const bad = exp.check === 'exact' ? d !== 0 : exp.check === 'allclose' ? !(d <= bound) : false;
+    if (bad) {
+      mismatched++;
+      pass = false;
+      const excess = d - bound;
+      if (worst < 0 || excess > worstExcess || Number.isNaN(excess)) {
+        worst = i;
+        worstExcess = excess;
+      }
+    }
   }
   if (exp.check === 'mean_abs') {
     const mean = ne ? sumAbs / ne : 0;
     pass = mean <= (exp.max ?? 0);
     return { maxAbs, maxRel, pass, note: `mean_abs ${mean.toExponential(3)} (max ${exp.max})` };
   }
+  if (!pass) {
+    const at = unravel(worst, expected.shape);
+    const note = `${mismatched} of ${ne} elements mismatch; worst at [${at}] (flat ${worst}): got ${Number(actual.data[worst])}, expected ${Number(expected.data[worst])}`;
+    return { maxAbs, maxRel, pass, note };
+  }
   return { maxAbs, maxRel, pass };
+}
+
+/** Row-major flat index -> multi-index for `shape`. */
+function unravel(flat: number, shape: number[]): number[] {
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let d = shape.length - 1, r = flat; d >= 0; d--) {
+    idx[d] = r % shape[d];
+    r = Math.floor(r / shape[d]);
+  }
+  return idx;
 }
 
 export function readFixture(dir: string): FixtureJson {
@@ -137,7 +206,7 @@ export function readFixture(dir: string): FixtureJson {
     }
     for (const [o, e] of Object.entries(c.outputs)) {
       if (!['exact', 'allclose', 'mean_abs'].includes(e.check)) throw new FixtureError(dir, `case ${c.name}, output ${o}: unknown check '${e.check}'`);
-      if (e.tensor === undefined && e.value === undefined) throw new FixtureError(dir, `case ${c.name}, output ${o}: neither 'tensor' nor 'value'`);
+      if (e.tensor === undefined && !('value' in e)) throw new FixtureError(dir, `case ${c.name}, output ${o}: neither 'tensor' nor 'value'`);
     }
   }
   return json;
@@ -191,6 +260,12 @@ export async function runFixture(dir: string, adapters: Map<string, FamilyAdapte
         let line: CheckLine;
         if (got === undefined) {
           line = { fixture: name, case: c.name, output: o, maxAbs: NaN, maxRel: NaN, pass: false, note: 'the adapter returned no such output' };
+        } else if (exp.tensor === undefined && !isNumericJson(exp.value)) {
+          // strings, null, lists of strings: compared exactly as JSON
+          if (exp.check !== 'exact') throw new FixtureError(dir, `case ${c.name}, output ${o}: a non-numeric value needs check 'exact', not '${exp.check}'`);
+          line = { fixture: name, case: c.name, output: o, ...compareJson(got, exp.value) };
+        } else if (typeof got === 'string' || got === null) {
+          line = { fixture: name, case: c.name, output: o, maxAbs: NaN, maxRel: NaN, pass: false, note: `got ${JSON.stringify(got)?.slice(0, 60)}, expected a number` };
         } else {
           let expected: { shape: number[]; data: ArrayLike<number> };
           if (exp.tensor !== undefined) {
@@ -199,7 +274,7 @@ export async function runFixture(dir: string, adapters: Map<string, FamilyAdapte
           } else if (typeof exp.value === 'number' || typeof exp.value === 'boolean') {
             expected = { shape: [], data: [Number(exp.value)] };
           } else if (Array.isArray(exp.value)) {
-            expected = { shape: [exp.value.length], data: exp.value.map(Number) };
+            expected = flattenNested(exp.value);
           } else {
             throw new FixtureError(dir, `case ${c.name}, output ${o}: unsupported expected value ${JSON.stringify(exp.value)}`);
           }
