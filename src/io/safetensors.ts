@@ -19,6 +19,39 @@ interface Entry extends TensorMeta {
   end: number;
 }
 
+/**
+ * The first key that appears twice among the top-level keys of a JSON object text, or null.
+ * `text` is valid JSON (already parsed); this walks it once, tracking depth and strings.
+ */
+export function firstDuplicateKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  let i = 0;
+  let expectKey = false;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (c === '{' || c === '[') {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+    i++;
+  }
+  return null;
+}
+
 export class SafetensorsFile implements TensorSource {
   readonly path: string;
   readonly metadata: Record<string, string>;
@@ -39,13 +72,22 @@ export class SafetensorsFile implements TensorSource {
     const hlen = Number(n);
     const hbuf = Buffer.alloc(hlen);
     fs.readSync(fd, hbuf, 0, hlen, 8);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(hbuf);
+    } catch {
+      throw new FormatError(file, 'header is not valid UTF-8');
+    }
     let header: unknown;
     try {
-      header = JSON.parse(hbuf.toString('utf8'));
+      header = JSON.parse(text);
     } catch (e) {
       throw new FormatError(file, `header is not valid JSON (${(e as Error).message})`);
     }
     if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new FormatError(file, 'header is not a JSON object');
+    // JSON.parse keeps the last of repeated keys; the reference reader refuses the file
+    const dup = firstDuplicateKey(text);
+    if (dup !== null) throw new WeightError(file, dup, 'appears twice in the header');
     this.dataStart = 8 + hlen;
     const dataSize = size - this.dataStart;
     const meta = (header as Record<string, unknown>).__metadata__;
@@ -74,10 +116,17 @@ export class SafetensorsFile implements TensorSource {
       this.entries.set(key, { dtype: e.dtype, shape, begin: off[0], end: off[1] });
       spans.push([off[0], off[1], key]);
     }
-    spans.sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < spans.length; i++) {
-      if (spans[i][0] < spans[i - 1][1]) throw new WeightError(file, spans[i][2], `data overlaps tensor '${spans[i - 1][2]}'`);
+    // As the reference reader validates: sorted by offset, the tensors tile the data exactly,
+    // with no overlap, no gap and no trailing bytes.
+    spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let end = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const [b, e, key] = spans[i];
+      if (b < end) throw new WeightError(file, key, `data overlaps tensor '${spans[i - 1][2]}'`);
+      if (b > end) throw new WeightError(file, key, `data starts at byte ${b} but the previous tensor ends at ${end}: a gap of ${b - end} bytes`);
+      end = e;
     }
+    if (end !== dataSize) throw new FormatError(file, `${dataSize - end} bytes after the last tensor (data holds ${dataSize} bytes, tensors ${end})`);
   }
 
   static open(file: string): SafetensorsFile {

@@ -16,15 +16,33 @@ const STORAGE_DTYPES: Record<string, StorageDtype> = {
   ByteStorage: 'U8', BoolStorage: 'BOOL',
 };
 
-interface StorageRef { kind: 'storage'; dtype: StorageDtype; key: string; numel: number }
+/** A storage as a persistent id names it; made only by the persistent-id resolver. */
+class StorageRef {
+  readonly dtype: StorageDtype;
+  readonly key: string;
+  readonly numel: number;
+  constructor(dtype: StorageDtype, key: string, numel: number) {
+    this.dtype = dtype;
+    this.key = key;
+    this.numel = numel;
+  }
+}
 
-/** A tensor as the pickle describes it: a view (offset, shape, stride) of a storage. */
-export interface TorchTensorRef {
-  kind: 'tensor';
-  storage: StorageRef;
-  offset: number;
-  shape: number[];
-  stride: number[];
+/**
+ * A tensor as the pickle describes it: a view (offset, shape, stride) of a storage. Only the
+ * allowlisted rebuild functions construct one, so no other pickled object can pass for a tensor.
+ */
+export class TorchTensorRef {
+  readonly storage: StorageRef;
+  readonly offset: number;
+  readonly shape: number[];
+  readonly stride: number[];
+  constructor(storage: StorageRef, offset: number, shape: number[], stride: number[]) {
+    this.storage = storage;
+    this.offset = offset;
+    this.shape = shape;
+    this.stride = stride;
+  }
 }
 
 type StorageClass = (() => never) & { storageDtype: StorageDtype };
@@ -37,7 +55,15 @@ class PyOrderedDict extends Map<unknown, unknown> {
 }
 
 function isTensorRef(v: unknown): v is TorchTensorRef {
-  return !!v && typeof v === 'object' && (v as TorchTensorRef).kind === 'tensor';
+  return v instanceof TorchTensorRef;
+}
+
+function toInt(v: unknown, what: string, file: string): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
+    throw new FormatError(file, `data.pkl: ${what} is not an integer: ${JSON.stringify(typeof v === 'bigint' ? v.toString() : v) ?? String(v)}`);
+  }
+  return n;
 }
 
 function toIntList(v: unknown, what: string, file: string): number[] {
@@ -56,14 +82,17 @@ class AllowlistRegistry extends NameRegistry {
     const file_ = file;
     this.register('collections', 'OrderedDict', function OrderedDict() { return new PyOrderedDict(); });
     const rebuild = (storage: unknown, offset: unknown, size: unknown, stride: unknown): TorchTensorRef => {
-      const s = storage as StorageRef;
-      if (!s || s.kind !== 'storage') throw new FormatError(file_, 'data.pkl: _rebuild_tensor_v2 without a storage');
-      return { kind: 'tensor', storage: s, offset: Number(offset), shape: toIntList(size, 'tensor size', file_), stride: toIntList(stride, 'tensor stride', file_) };
+      if (!(storage instanceof StorageRef)) throw new FormatError(file_, 'data.pkl: _rebuild_tensor_v2 without a storage');
+      return new TorchTensorRef(storage, toInt(offset, 'tensor storage offset', file_), toIntList(size, 'tensor size', file_), toIntList(stride, 'tensor stride', file_));
+    };
+    const parameter = (data: unknown): TorchTensorRef => {
+      if (!(data instanceof TorchTensorRef)) throw new FormatError(file_, 'data.pkl: _rebuild_parameter of something that is not a rebuilt tensor');
+      return data;
     };
     this.register('torch._utils', '_rebuild_tensor_v2', rebuild);
     this.register('torch._utils', '_rebuild_tensor', rebuild);
-    this.register('torch._utils', '_rebuild_parameter', (data: unknown) => data);
-    this.register('torch._utils', '_rebuild_parameter_with_state', (data: unknown) => data);
+    this.register('torch._utils', '_rebuild_parameter', parameter);
+    this.register('torch._utils', '_rebuild_parameter_with_state', parameter);
     for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
       const cls = Object.assign(() => { throw new FormatError(file_, `data.pkl: torch.${name} called directly`); }, { storageDtype: dtype });
       this.register('torch', name, cls);
@@ -85,7 +114,8 @@ export function unpickle(bytes: Uint8Array, file: string): unknown {
         }
         const cls = pid[1] as StorageClass;
         if (typeof cls !== 'function' || !cls.storageDtype) throw new FormatError(file, 'data.pkl: persistent id without a storage class');
-        return { kind: 'storage', dtype: cls.storageDtype, key: String(pid[2]), numel: Number(pid[4]) };
+        if (typeof pid[2] !== 'string' || !/^[A-Za-z0-9_]+$/.test(pid[2])) throw new FormatError(file, `data.pkl: bad storage key ${JSON.stringify(pid[2])}`);
+        return new StorageRef(cls.storageDtype, pid[2], toInt(pid[4], 'storage size', file));
       },
     },
   });
@@ -168,6 +198,11 @@ export class TorchCheckpoint implements TensorSource {
     if (t.shape.length !== t.stride.length) throw new WeightError(this.path, key, `size ${JSON.stringify(t.shape)} and stride ${JSON.stringify(t.stride)} differ in rank`);
     if (t.shape.some(d => d < 0) || t.stride.some(s => s < 0) || t.offset < 0) throw new WeightError(this.path, key, 'negative size, stride or offset');
     if (numel(t.shape) === 0) return;
+    // a view may not hold more elements than its storage (a stride-0 view of a tiny storage would
+    // otherwise become a huge allocation)
+    if (numel(t.shape) > storageNumel) {
+      throw new WeightError(this.path, key, `view of size ${JSON.stringify(t.shape)} has ${numel(t.shape)} elements but its storage data/${t.storage.key} holds ${storageNumel}`);
+    }
     let last = t.offset;
     for (let i = 0; i < t.shape.length; i++) last += (t.shape[i] - 1) * t.stride[i];
     if (last >= storageNumel) {

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 export interface PtTensor {
   storage: string; // 'FloatStorage', 'HalfStorage', ...
   key: string;
-  offset: number;
+  /** a string or a fractional number writes a forged offset */
+  offset: number | string;
   shape: number[];
   stride: number[];
   numel: number;
@@ -25,14 +26,26 @@ class PickleWriter {
   int(n: number) {
     this.op(0x4a, n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255); // BININT
   }
+  float(x: number) {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(x);
+    this.op(0x47, ...b); // BINFLOAT
+  }
   global(mod: string, name: string) { this.op(0x63, ...enc.encode(`${mod}\n${name}\n`)); }
   mark() { this.op(0x28); }
   tuple() { this.op(0x74); }
   tupleOf(xs: number[]) { this.mark(); for (const x of xs) this.int(x); this.tuple(); }
 }
 
+export interface PickleOptions {
+  wrapModel?: boolean;
+  extraGlobal?: [string, string];
+  /** add an entry 'forged' = _rebuild_parameter(a dict that looks like a tensor) */
+  forgeParameter?: boolean;
+}
+
 /** A pickle of `{name: tensor}` in an OrderedDict, optionally wrapped as {"model": ...}; `extraGlobal` injects a forbidden global. */
-export function picklePt(tensors: Record<string, PtTensor>, opts: { wrapModel?: boolean; extraGlobal?: [string, string] } = {}): Uint8Array {
+export function picklePt(tensors: Record<string, PtTensor>, opts: PickleOptions = {}): Uint8Array {
   const w = new PickleWriter();
   w.op(0x80, 2); // PROTO 2
   if (opts.wrapModel) { w.op(0x7d); w.str('model'); }
@@ -45,13 +58,25 @@ export function picklePt(tensors: Record<string, PtTensor>, opts: { wrapModel?: 
     w.mark();
     w.mark(); w.str('storage'); w.global('torch', t.storage); w.str(t.key); w.str('cpu'); w.int(t.numel); w.tuple();
     w.op(0x51); // BINPERSID
-    w.int(t.offset);
+    if (typeof t.offset === 'string') w.str(t.offset);
+    else if (Number.isInteger(t.offset)) w.int(t.offset);
+    else w.float(t.offset);
     w.tupleOf(t.shape);
     w.tupleOf(t.stride);
     w.op(0x89); // NEWFALSE
     w.global('collections', 'OrderedDict'); w.op(0x29, 0x52);
     w.tuple();
     w.op(0x52); // REDUCE
+  }
+  if (opts.forgeParameter) {
+    w.str('forged');
+    w.global('torch._utils', '_rebuild_parameter');
+    w.mark();
+    w.op(0x7d); w.mark(); w.str('kind'); w.str('tensor'); w.str('shape'); w.int(3); w.op(0x75); // {'kind': 'tensor', 'shape': 3}
+    w.op(0x88); // NEWTRUE
+    w.global('collections', 'OrderedDict'); w.op(0x29, 0x52);
+    w.tuple();
+    w.op(0x52);
   }
   if (opts.extraGlobal) { w.str('evil'); w.global(...opts.extraGlobal); w.op(0x29, 0x52); }
   w.op(0x75); // SETITEMS
@@ -102,7 +127,7 @@ export function zipStored(entries: [string, Uint8Array][]): Uint8Array {
 }
 
 /** Write a .pt with float32 storages given as arrays. */
-export function writePt(file: string, tensors: Record<string, PtTensor>, storages: Record<string, Uint8Array>, opts: { wrapModel?: boolean; extraGlobal?: [string, string] } = {}): void {
+export function writePt(file: string, tensors: Record<string, PtTensor>, storages: Record<string, Uint8Array>, opts: PickleOptions = {}): void {
   const entries: [string, Uint8Array][] = [['archive/data.pkl', picklePt(tensors, opts)]];
   for (const [k, b] of Object.entries(storages)) entries.push([`archive/data/${k}`, b]);
   entries.push(['archive/version', enc.encode('3\n')]);
