@@ -5,7 +5,6 @@
  *   npx tsx examples/ablation.ts [--weights weights/demo] [--steps N (default: the config's)] [--n 40] [--out out/ablation]
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { worldTrainDataset } from '../src/data/world/dataset.ts';
 import { worldSample } from '../src/data/world/generator.ts';
@@ -17,50 +16,64 @@ import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom
 import { Segmenter } from '../src/pipeline/segment.ts';
 import { readTrainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer } from '../src/rl/trainer.ts';
+import { runCli } from '../src/util/cli.ts';
 
-const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, steps: { type: 'string' }, n: { type: 'string', default: '40' }, out: { type: 'string', default: 'out/ablation' }, config: { type: 'string', default: 'examples/configs/world.json' } } });
-await initBackend();
-const W = values.weights!;
-const out = values.out!;
-const n = Number(values.n);
-const scorer = loadScorerFrom(W);
-const sam = loadSegmenterModelFrom(W);
-const testSet = (): Iterable<EvalSample> => (function* () {
-  for (let i = 0; i < n; i++) { const s = worldSample('test', i); yield { id: s.id, image: s.image, query: s.query, mask: s.mask, labels: { type: s.type, difficulty: s.difficulty } }; }
-})();
+const SPEC = {
+  name: 'npm run ablation --',
+  summary: "Baseline (Seg-Zero rewards) vs DPAD rewards, same seed and steps, both from the warm-started policy, evaluated on the world's test split: a table like the paper's Table 5.",
+  options: {
+    weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/, clip/ and sam2/' },
+    steps: { type: 'int', min: 1, help: "GRPO steps per run (default: the config's)" },
+    n: { type: 'int', default: 40, min: 1, help: 'test samples evaluated' },
+    out: { type: 'string', default: 'out/ablation', placeholder: '<dir>', help: 'where the runs, evaluations and table.md go' },
+    config: { type: 'string', default: 'examples/configs/world.json', placeholder: '<file>', help: 'the training config both runs share' },
+  },
+} as const;
 
-const rows: [string, MetricTable][] = [];
-async function evalPolicy(name: string, policy: ReturnType<typeof loadPolicyFrom>) {
-  const seg = new Segmenter(policy, sam);
-  // fresh: the policies are retrained on every run, so an earlier run's per-sample results are stale
-  const { tables } = await evaluate(seg, testSet(), n, { outDir: path.join(out, name, 'eval'), scorer, maxNewTokens: 160, name, fresh: true });
-  rows.push([name, tables.all]);
-  seg.dispose();
-}
+await runCli(SPEC, async args => {
+  await initBackend();
+  const W = args.weights;
+  const out = args.out;
+  const n = args.n;
+  const scorer = loadScorerFrom(W);
+  const sam = loadSegmenterModelFrom(W);
+  const testSet = (): Iterable<EvalSample> => (function* () {
+    for (let i = 0; i < n; i++) { const s = worldSample('test', i); yield { id: s.id, image: s.image, query: s.query, mask: s.mask, labels: { type: s.type, difficulty: s.difficulty } }; }
+  })();
 
-await evalPolicy('warm-start', loadPolicyFrom(W));
-for (const variant of ['baseline', 'dpad'] as const) {
-  const cfg = readTrainConfig(values.config!);
-  if (values.steps) cfg.steps = Number(values.steps);
-  cfg.rewards = { ...cfg.rewards, variant };
-  cfg.outDir = path.join(out, variant);
-  const policy = loadPolicyFrom(W);
-  const reference = new Qwen2_5_VL(policy.model.config);
-  const ex = policy.model.exportTensors();
-  reference.load(ex);
-  for (const t of ex.values()) t.dispose();
-  const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer: variant === 'dpad' ? scorer : null, data: worldTrainDataset(512, policy.viewSize) });
-  await trainer.run({ fresh: true });
-  await evalPolicy(variant, policy);
-  reference.dispose();
-  policy.model.dispose();
-}
-const f = (x: number, d = 1) => x.toFixed(d);
-const lines = [
-  `# Ablation on the world's test split (${n} samples, ${values.steps ?? readTrainConfig(values.config!).steps} GRPO steps each, seed from ${values.config})`, '',
-  '| method | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |', '|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map(([name, t]) => `| ${name} | ${f(t.gIoU * 100)} | ${f(t.cIoU * 100)} | ${f(t.tokens.mean)} | ${f(t.S1, 2)} | ${f(t.S2, 2)} | ${f(t.SNR, 3)} | ${f(t.TS1, 2)} | ${f(t.TS2, 2)} | ${f(t.TSNR, 3)} |`),
-  '',
-];
-writeFileAtomic(path.join(out, 'table.md'), lines.join('\n'));
-console.log(lines.join('\n'));
+  const rows: [string, MetricTable][] = [];
+  async function evalPolicy(name: string, policy: ReturnType<typeof loadPolicyFrom>) {
+    const seg = new Segmenter(policy, sam);
+    // fresh: the policies are retrained on every run, so an earlier run's per-sample results are stale
+    const { tables } = await evaluate(seg, testSet(), n, { outDir: path.join(out, name, 'eval'), scorer, maxNewTokens: 160, name, fresh: true });
+    rows.push([name, tables.all]);
+    seg.dispose();
+  }
+
+  await evalPolicy('warm-start', loadPolicyFrom(W));
+  for (const variant of ['baseline', 'dpad'] as const) {
+    const cfg = readTrainConfig(args.config);
+    if (args.steps !== undefined) cfg.steps = args.steps;
+    cfg.rewards = { ...cfg.rewards, variant };
+    cfg.outDir = path.join(out, variant);
+    const policy = loadPolicyFrom(W);
+    const reference = new Qwen2_5_VL(policy.model.config);
+    const ex = policy.model.exportTensors();
+    reference.load(ex);
+    for (const t of ex.values()) t.dispose();
+    const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer: variant === 'dpad' ? scorer : null, data: worldTrainDataset(512, policy.viewSize) });
+    await trainer.run({ fresh: true });
+    await evalPolicy(variant, policy);
+    reference.dispose();
+    policy.model.dispose();
+  }
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const lines = [
+    `# Ablation on the world's test split (${n} samples, ${args.steps ?? readTrainConfig(args.config).steps} GRPO steps each, seed from ${args.config})`, '',
+    '| method | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |', '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(([name, t]) => `| ${name} | ${f(t.gIoU * 100)} | ${f(t.cIoU * 100)} | ${f(t.tokens.mean)} | ${f(t.S1, 2)} | ${f(t.S2, 2)} | ${f(t.SNR, 3)} | ${f(t.TS1, 2)} | ${f(t.TS2, 2)} | ${f(t.TSNR, 3)} |`),
+    '',
+  ];
+  writeFileAtomic(path.join(out, 'table.md'), lines.join('\n'));
+  console.log(lines.join('\n'));
+});

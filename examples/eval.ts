@@ -8,7 +8,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { worldSample, type Split } from '../src/data/world/generator.ts';
 import { countReasonSeg, reasonSegSamples, type Skipped } from '../src/data/reasonseg.ts';
@@ -19,18 +18,11 @@ import { tokenBands } from '../src/eval/figures.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
 import { Segmenter } from '../src/pipeline/segment.ts';
+import { runCli, UsageError } from '../src/util/cli.ts';
 
-const { values } = parseArgs({
-  options: {
-    data: { type: 'string', multiple: true }, weights: { type: 'string', default: DEFAULT_WEIGHTS }, out: { type: 'string', default: 'out/eval' },
-    'max-new-tokens': { type: 'string', default: '256' }, images: { type: 'string' }, split: { type: 'string', default: 'val' }, 'split-by': { type: 'string', default: 'umd' },
-    worst: { type: 'string', default: '8' },
-  },
-});
-const specs = values.data?.length ? values.data : ['world:test:50'];
 
 /** the samples and their count for one --data spec */
-function open(spec: string, skipped: Skipped[]): { samples: Iterable<EvalSample> | AsyncIterable<EvalSample>; total: Promise<number> | number } {
+function open(spec: string, skipped: Skipped[], values: { images?: string; split: string; 'split-by': string }): { samples: Iterable<EvalSample> | AsyncIterable<EvalSample>; total: Promise<number> | number } {
   const m = /^world:(train|val|test)(?::(\d+))?$/.exec(spec);
   if (m) {
     const total = Number(m[2] ?? 100);
@@ -44,35 +36,48 @@ function open(spec: string, skipped: Skipped[]): { samples: Iterable<EvalSample>
   }
   if (spec.endsWith('.parquet') && fs.existsSync(spec)) return { samples: parquetEvalSamples(spec, skipped), total: parquetRowCount(spec) };
   if (fs.existsSync(path.join(spec, `refs(${values['split-by']}).p`))) {
-    if (!values.images) throw new Error(`--data ${spec} is a refer folder: give --images <the COCO train2014 folder>`);
+    if (!values.images) throw new UsageError(`--data ${spec} is a refer folder: give --images <the COCO train2014 folder>`);
     const o = { annDir: spec, imageDir: values.images, split: values.split, splitBy: values['split-by'] };
     const entries = refCocoIndex(o, skipped);
     return { samples: refCocoSamples(o, entries, skipped), total: entries.length };
   }
   if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) return { samples: reasonSegSamples(spec, skipped), total: countReasonSeg(spec) };
-  throw new Error(`--data ${spec}: expected world:<split>[:N], a Seg-Zero .parquet, a ReasonSeg folder, or a refer folder (refs(umd).p + instances.json)`);
+  throw new UsageError(`--data ${spec}: expected world:<split>[:N], a Seg-Zero .parquet, a ReasonSeg folder, or a refer folder (refs(umd).p + instances.json)`);
 }
 
-await initBackend();
-const seg = new Segmenter(loadPolicyFrom(values.weights!), loadSegmenterModelFrom(values.weights!));
-const scorer = fs.existsSync(path.join(values.weights!, 'clip')) ? loadScorerFrom(values.weights!) : null;
-const perDataset: { name: string; tokens: number[] }[] = [];
-for (const spec of specs) {
-  const skipped: Skipped[] = [];
-  let opened;
-  try {
-    opened = open(spec, skipped);
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exit(2);
+const SPEC = {
+  name: 'npm run eval --',
+  summary: 'Evaluate a weights directory on one or more datasets (resumable): gIoU, cIoU, #Tok, S1/S2/SNR, TS1/TS2/TSNR, figures and worst-sample overlays.',
+  options: {
+    data: { type: 'list', default: ['world:test:50'], placeholder: '<spec>', help: "world:<train|val|test>[:N], a Seg-Zero .parquet, a ReasonSeg folder, or a refer folder" },
+    weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/, sam2/ and (for S1/S2) clip/' },
+    out: { type: 'string', default: 'out/eval', placeholder: '<dir>', help: 'the output folder (one subfolder per dataset when several)' },
+    'max-new-tokens': { type: 'int', default: 256, min: 1, help: 'the most tokens the policy may generate' },
+    images: { type: 'string', placeholder: '<dir>', help: 'COCO train2014 images, for a refer folder' },
+    split: { type: 'string', default: 'val', help: 'the split of a refer folder' },
+    'split-by': { type: 'string', default: 'umd', help: 'the refs(<split-by>).p of a refer folder' },
+    worst: { type: 'int', default: 8, min: 0, help: 'overlays of the N lowest-IoU samples in worst/' },
+  },
+  examples: ['npm run eval -- --data world:test:200', 'npm run eval -- --data ReasonSeg_test/test.parquet --weights weights/dpad-7b'],
+} as const;
+
+await runCli(SPEC, async args => {
+  const specs = args.data;
+  await initBackend();
+  const seg = new Segmenter(loadPolicyFrom(args.weights), loadSegmenterModelFrom(args.weights));
+  const scorer = fs.existsSync(path.join(args.weights, 'clip')) ? loadScorerFrom(args.weights) : null;
+  const perDataset: { name: string; tokens: number[] }[] = [];
+  for (const spec of specs) {
+    const skipped: Skipped[] = [];
+    const opened = open(spec, skipped, args);
+    const outDir = specs.length > 1 ? path.join(args.out, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : args.out;
+    const { tables, records } = await evaluate(seg, opened.samples, await opened.total, { outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst });
+    writeJsonAtomic(path.join(outDir, 'skipped.json'), skipped);
+    perDataset.push({ name: spec, tokens: records.flatMap(r => (r.tokens != null ? [r.tokens] : [])) });
+    console.log(`${spec}: gIoU ${(tables.all.gIoU * 100).toFixed(1)}  cIoU ${(tables.all.cIoU * 100).toFixed(1)}  n ${tables.all.n}  skipped ${skipped.length}; report in ${outDir}/report.md`);
   }
-  const outDir = specs.length > 1 ? path.join(values.out!, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : values.out!;
-  const { tables, records } = await evaluate(seg, opened.samples, await opened.total, { outDir, scorer, maxNewTokens: Number(values['max-new-tokens']), name: spec, worst: Number(values.worst) });
-  writeJsonAtomic(path.join(outDir, 'skipped.json'), skipped);
-  perDataset.push({ name: spec, tokens: records.flatMap(r => (r.tokens != null ? [r.tokens] : [])) });
-  console.log(`${spec}: gIoU ${(tables.all.gIoU * 100).toFixed(1)}  cIoU ${(tables.all.cIoU * 100).toFixed(1)}  n ${tables.all.n}  skipped ${skipped.length}; report in ${outDir}/report.md`);
-}
-if (specs.length > 1) {
-  await tokenBands(path.join(values.out!, 'tokens_by_dataset'), perDataset);
-  console.log(`Figure 5 (think tokens per dataset): ${values.out}/tokens_by_dataset.png`);
-}
+  if (specs.length > 1) {
+    await tokenBands(path.join(args.out, 'tokens_by_dataset'), perDataset);
+    console.log(`Figure 5 (think tokens per dataset): ${args.out}/tokens_by_dataset.png`);
+  }
+});

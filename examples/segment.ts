@@ -4,28 +4,38 @@
  * Writes mask.png, overlay.png and result.json into --out.
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { loadImage } from '../src/io/image.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
 import { maskPng, overlayPng, saveBuffer } from '../src/pipeline/overlay.ts';
 import { Segmenter } from '../src/pipeline/segment.ts';
+import { runCli } from '../src/util/cli.ts';
 
-const { values } = parseArgs({ options: { image: { type: 'string' }, query: { type: 'string' }, weights: { type: 'string', default: DEFAULT_WEIGHTS }, out: { type: 'string', default: 'out/segment' }, 'max-new-tokens': { type: 'string', default: '1024' } } });
-if (!values.image || !values.query) {
-  console.error('usage: npx tsx examples/segment.ts --image <file> --query <text> [--weights <dir>] [--out <dir>]');
-  process.exit(2);
-}
-await initBackend();
-const image = await loadImage(values.image);
-const seg = new Segmenter(loadPolicyFrom(values.weights!), loadSegmenterModelFrom(values.weights!));
-const t0 = performance.now();
-const r = await seg.segment(image, values.query, { maxNewTokens: Number(values['max-new-tokens']) });
-const ms = performance.now() - t0;
-const out = values.out!;
-if (r.mask) saveBuffer(path.join(out, 'mask.png'), await maskPng(r.mask, r.width, r.height));
-saveBuffer(path.join(out, 'overlay.png'), await overlayPng(image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption }));
-const { mask, ...json } = r;
-writeJsonAtomic(path.join(out, 'result.json'), { ...json, maskArea: mask ? mask.reduce((a, b) => a + b, 0) : 0, seconds: ms / 1000 });
-console.log(`${r.reason ? `no mask: ${r.reason}` : `mask of ${mask!.reduce((a, b) => a + b, 0)} pixels, score ${r.score!.toFixed(3)}`}; caption: ${JSON.stringify(r.caption)}; ${r.tokens} tokens in ${(ms / 1000).toFixed(1)} s -> ${out}`);
+const SPEC = {
+  name: 'npm run segment --',
+  summary: 'Segment the object a query describes: the policy reasons and answers a box and two points, SAM2 turns them into a mask.',
+  options: {
+    image: { type: 'string', required: true, placeholder: '<file>', help: 'the image (PNG, JPEG, ...)' },
+    query: { type: 'string', required: true, placeholder: '<text>', help: 'what to segment' },
+    weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/ and sam2/' },
+    out: { type: 'string', default: 'out/segment', placeholder: '<dir>', help: 'where mask.png, overlay.png and result.json go' },
+    'max-new-tokens': { type: 'int', default: 1024, min: 1, help: 'the most tokens the policy may generate' },
+  },
+  examples: ['npm run segment -- --image out/demo/test-0.png --query "the small striped triangle"'],
+} as const;
+
+await runCli(SPEC, async args => {
+  await initBackend();
+  const image = await loadImage(args.image);
+  const seg = new Segmenter(loadPolicyFrom(args.weights), loadSegmenterModelFrom(args.weights));
+  const t0 = performance.now();
+  const r = await seg.segment(image, args.query, { maxNewTokens: args['max-new-tokens'] });
+  const ms = performance.now() - t0;
+  const out = args.out;
+  if (r.mask) saveBuffer(path.join(out, 'mask.png'), await maskPng(r.mask, r.width, r.height));
+  saveBuffer(path.join(out, 'overlay.png'), await overlayPng(image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption }));
+  const { mask, ...json } = r;
+  writeJsonAtomic(path.join(out, 'result.json'), { ...json, maskArea: mask ? mask.reduce((a, b) => a + b, 0) : 0, seconds: ms / 1000 });
+  console.log(`${r.reason ? `no mask: ${r.reason}` : `mask of ${mask!.reduce((a, b) => a + b, 0)} pixels, score ${r.score!.toFixed(3)}`}; caption: ${JSON.stringify(r.caption)}; ${r.tokens} tokens in ${(ms / 1000).toFixed(1)} s -> ${out}`);
+});
