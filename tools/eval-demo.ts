@@ -8,14 +8,29 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { clipS1AboveS2, policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
 
-const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, n: { type: 'string', default: '200' }, 'policy-n': { type: 'string', default: '40' }, out: { type: 'string', default: 'out/demo-metrics.json' }, only: { type: 'string' }, manifests: { type: 'boolean', default: false } } });
+import { installErrorPath, parseCli } from '../src/util/cli.ts';
+
+const SPEC = {
+  name: 'npx tsx tools/eval-demo.ts',
+  summary: "The demo weights' acceptance figures on the world's held-out test split (SAM2 box IoU, CLIP S1 > S2, the policy's greedy rewards and image use).",
+  options: {
+    weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/, clip/ and sam2/' },
+    n: { type: 'int', default: 200, min: 1, help: 'test samples for SAM2 and CLIP' },
+    'policy-n': { type: 'int', default: 40, min: 1, help: 'test samples for the policy' },
+    out: { type: 'string', default: 'out/demo-metrics.json', placeholder: '<file>', help: 'where the figures go' },
+    only: { type: 'string', placeholder: '<sam2,clip,policy>', help: 'measure only these models' },
+    manifests: { type: 'boolean', help: "write each model's figures into its manifest.json as `test`" },
+  },
+} as const;
+
+installErrorPath(SPEC);
+const values = parseCli(SPEC);
 await initBackend();
 const W = values.weights!;
 const n = Number(values.n);

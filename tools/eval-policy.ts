@@ -2,7 +2,6 @@
  * Reward components of a policy's greedy answers on the world (no segmenter needed):
  *   npx tsx tools/eval-policy.ts [--weights weights/demo] [--split val] [--n 30]
  */
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
 import { worldSample, type Split } from '../src/data/world/generator.ts';
 import { generate } from '../src/models/qwen2_5_vl/generate.ts';
@@ -13,7 +12,21 @@ import { captionScores } from '../src/rewards/discriminative.ts';
 import { parseGroundTruth, parseResponse } from '../src/rewards/parse.ts';
 import { Progress } from '../src/util/progress.ts';
 
-const { values } = parseArgs({ options: { weights: { type: 'string', default: DEFAULT_WEIGHTS }, split: { type: 'string', default: 'val' }, n: { type: 'string', default: '30' }, 'max-new-tokens': { type: 'string', default: '160' } } });
+import { installErrorPath, parseCli } from '../src/util/cli.ts';
+
+const SPEC = {
+  name: 'npx tsx tools/eval-policy.ts',
+  summary: "Reward components of a policy's greedy answers on the world (no segmenter needed).",
+  options: {
+    weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/ and clip/' },
+    split: { type: 'string', default: 'val', choices: ['train', 'val', 'test'], help: 'the world split' },
+    n: { type: 'int', default: 30, min: 1, help: 'samples' },
+    'max-new-tokens': { type: 'int', default: 160, min: 1, help: 'the most tokens the policy may generate' },
+  },
+} as const;
+
+installErrorPath(SPEC);
+const values = parseCli(SPEC);
 await initBackend();
 const policy = loadPolicyFrom(values.weights!);
 const scorer = loadScorerFrom(values.weights!);

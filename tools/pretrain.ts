@@ -11,7 +11,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { initBackend } from '../src/backend.ts';
@@ -41,20 +40,42 @@ import { loadQwenWeights } from '../src/models/qwen2_5_vl/weights.ts';
 import { answerTokenSpan, encodePrompt, makePolicy } from '../src/pipeline/policy.ts';
 import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
 import { Progress } from '../src/util/progress.ts';
+import { installErrorPath, parseCli, reportError, UsageError } from '../src/util/cli.ts';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
+const SPEC = {
+  name: 'npx tsx tools/pretrain.ts',
+  summary: 'Pretrain a demo model on the embedded world through tfjs autograd, writing config, weights and a manifest (command, seed, metrics).',
+  positionals: { name: 'clip|sam2|policy', help: 'which model', min: 1, max: 1 },
   options: {
-    out: { type: 'string' }, steps: { type: 'string' }, seed: { type: 'string', default: '0' }, lr: { type: 'string' },
-    batch: { type: 'string' }, init: { type: 'string' }, every: { type: 'string', default: '100' }, vocab: { type: 'string' }, view: { type: 'string', default: '112' },
-    'image-size': { type: 'string' }, objects: { type: 'string' }, 'freeze-encoder': { type: 'boolean', default: false }, val: { type: 'string' }, 'answer-weight': { type: 'string' },
-    'vision-steps': { type: 'string' }, 'vision-lr': { type: 'string' }, 'align-steps': { type: 'string' }, 'align-lr': { type: 'string' }, 'ground-weight': { type: 'string' },
+    out: { type: 'string', required: true, placeholder: '<dir>', help: 'the model directory to write' },
+    steps: { type: 'int', min: 0, help: 'training steps (default: clip 600, sam2 1500, policy 300)' },
+    seed: { type: 'int', default: 0, help: 'the seed of data order and initialisation' },
+    lr: { type: 'number', min: 0, help: 'peak learning rate (default: clip 2e-3, sam2 3e-3, policy 3e-3)' },
+    batch: { type: 'int', min: 1, help: 'batch size (default: clip 16, sam2 8, policy 4)' },
+    init: { type: 'string', placeholder: '<dir>', help: 'start from this model directory' },
+    every: { type: 'int', default: 100, min: 1, help: 'checkpoint every N steps' },
+    vocab: { type: 'string', placeholder: '<file>', help: 'clip: the BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)' },
+    view: { type: 'int', default: 112, min: 28, help: 'policy: the square view it sees, in pixels' },
+    'image-size': { type: 'int', min: 16, help: 'sam2: the input resolution' },
+    objects: { type: 'int', min: 1, help: 'sam2: prompts per image (default 4)' },
+    'freeze-encoder': { type: 'boolean', help: 'sam2: freeze the image encoder; policy: freeze the vision tower' },
+    val: { type: 'int', min: 1, help: 'validation samples (default: sam2 60, policy 24)' },
+    'answer-weight': { type: 'number', min: 0, help: 'policy: loss weight of the answer tokens (default 1)' },
+    'vision-steps': { type: 'int', min: 0, help: 'policy: steps of the dense vision stage first (default 0)' },
+    'vision-lr': { type: 'number', min: 0, help: 'policy: learning rate of the vision stage (default 3e-3)' },
+    'align-steps': { type: 'string', placeholder: '<D,M>', help: 'policy: D description steps, then M mixed steps (the alignment stage)' },
+    'align-lr': { type: 'number', min: 0, help: 'policy: learning rate of the alignment stage (default 1e-3)' },
+    'ground-weight': { type: 'number', min: 0, help: "policy: weight of the think's final sentence and the answer in mixed steps (default 10)" },
   },
-});
+  examples: ['npx tsx tools/pretrain.ts clip --out weights/demo/clip', 'npx tsx tools/pretrain.ts policy --out /tmp/p --steps 300 --vision-steps 400'],
+} as const;
+
+installErrorPath(SPEC);
+const values = parseCli(SPEC);
+const positionals = values._;
 const what = positionals[0];
-if (!['clip', 'sam2', 'policy'].includes(what) || !values.out) {
-  console.error('usage: npx tsx tools/pretrain.ts clip|sam2|policy --out <dir> [--steps N] [--seed S] [--lr x] [--batch n] [--every N] [--init dir] (sam2: [--image-size S] [--objects K] [--freeze-encoder] [--val N]; policy: [--view px] [--answer-weight w] [--vision-steps N] [--vision-lr x] [--freeze-encoder] [--align-steps D,M] [--align-lr x] [--ground-weight w])');
-  process.exit(2);
+if (!['clip', 'sam2', 'policy'].includes(what)) {
+  process.exit(reportError(SPEC, new UsageError(`the model must be clip, sam2 or policy, got ${JSON.stringify(what)}`)));
 }
 await initBackend();
 const out = values.out;
@@ -282,7 +303,7 @@ if (what === 'policy') {
   let alignMetrics: Record<string, number> = {};
   if (values['align-steps']) {
     const [D, M] = values['align-steps'].split(',').map(Number);
-    if (!(D >= 0 && M >= 0)) { console.error(`pretrain: --align-steps wants D,M (two step counts), got ${JSON.stringify(values['align-steps'])}`); process.exit(2); }
+    if (!(D >= 0 && M >= 0)) throw new UsageError(`--align-steps wants D,M (two step counts), got ${JSON.stringify(values['align-steps'])}`);
     const r = alignPolicy(policy, { describeSteps: D, mixedSteps: M, lr: Number(values['align-lr'] ?? 1e-3), answerWeight, groundWeight: Number(values['ground-weight'] ?? 10) });
     alignMetrics = { alignDescribeSteps: D, alignMixedSteps: M, alignDescribeLoss: r.describeLoss, alignMixedLoss: r.mixedLoss };
     console.log(`policy align: ${JSON.stringify(alignMetrics)}`);

@@ -72,7 +72,7 @@ export function didYouMean(word: string, known: Iterable<string>): string | null
   let best: string | null = null;
   let bestD = Infinity;
   for (const k of known) {
-    const d = k.startsWith(word) || word.startsWith(k) ? Math.min(1, editDistance(word, k)) : editDistance(word, k);
+    const d = k.startsWith(word) ? Math.min(1, editDistance(word, k)) : editDistance(word, k);
     if (d < bestD) {
       best = k;
       bestD = d;
@@ -105,7 +105,8 @@ export function usageText(spec: CliSpec): string {
 
 export function usageLine(spec: CliSpec): string {
   const req = Object.entries(spec.options).filter(([, o]) => o.required).map(([n, o]) => `--${n}${placeholder(n, o)}`);
-  const pos = spec.positionals ? ` [${spec.positionals.name}...]` : '';
+  const p = spec.positionals;
+  const pos = !p ? '' : (p.min ?? 0) >= 1 ? ` ${p.name}${p.max === 1 ? '' : '...'}` : ` [${p.name}${p.max === 1 ? '' : '...'}]`;
   return `${spec.name} ${[...req, '[options]'].join(' ')}${pos}`;
 }
 
@@ -217,11 +218,23 @@ export function reportError(spec: Pick<CliSpec, 'name'>, e: unknown): number {
 }
 
 /**
+ * Route every uncaught error and unhandled rejection of the process through `reportError`
+ * (exit 1). Installed before the backend starts, it runs before the wasm runtime's own handler,
+ * which would rethrow (printing its whole minified source) and exit 7.
+ */
+export function installErrorPath(spec: Pick<CliSpec, 'name'>): void {
+  const handler = (e: unknown) => process.exit(reportError(spec, e));
+  process.on('uncaughtException', handler);
+  process.on('unhandledRejection', handler);
+}
+
+/**
  * Parse the command line and run `main` inside the one error path. Exit code: what main returns
  * (default 0), or 1 on any error. Errors never reach the wasm runtime's own unhandled-rejection
  * handler (which prints its whole minified source and exits 7).
  */
 export async function runCli<S extends CliSpec>(spec: S, main: (args: CliValues<S>) => Promise<number | void> | number | void): Promise<never> {
+  installErrorPath(spec);
   let code: number;
   try {
     const args = parseCli(spec);

@@ -47,7 +47,7 @@ export interface FixtureContext {
   state: Map<string, unknown>;
 }
 
-export type EntryFn = (inputs: Record<string, unknown>, ctx: FixtureContext) => Promise<Record<string, OutputValue>> | Record<string, OutputValue>;
+export type EntryFn = (inputs: Record<string, unknown>, ctx: FixtureContext) => Promise<Record<string, OutputValue | undefined>> | Record<string, OutputValue | undefined>;
 
 export interface FamilyAdapter {
   family: string;
@@ -246,7 +246,7 @@ export async function runFixture(dir: string, adapters: Map<string, FamilyAdapte
           inputs[k] = tensors.read(key);
         } else inputs[k] = v;
       }
-      let out: Record<string, OutputValue>;
+      let out: Record<string, OutputValue | undefined>;
       try {
         out = await fn(inputs, ctx);
       } catch (e) {
