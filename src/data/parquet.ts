@@ -6,12 +6,12 @@
  * encoded images. A malformed row is skipped and counted with its reason.
  */
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import seedrandom from 'seedrandom';
 import { loadImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resample.ts';
 import type { EvalSample } from '../eval/evaluate.ts';
 import type { TrainSample } from '../rl/trainer.ts';
 import type { Skipped } from './reasonseg.ts';
+import { shuffledSubset } from './numpy_rng.ts';
 
 type Row = Record<string, unknown>;
 
@@ -71,28 +71,44 @@ export async function* parquetEvalSamples(file: string, skipped: Skipped[]): Asy
 }
 
 /**
- * Training rows as TrainSamples. With `subset`, a deterministic selection of that many rows
- * (a seeded shuffle of the row indices, first `subset` kept).
+ * The released run's training subset (DPAD `verl/utils/rl_dataset.py`): a set of more than 3,000
+ * rows is cut to `Dataset.shuffle(seed=SEED).select(range(3000))`, SEED defaulting to 9, i.e. the
+ * rows `numpy.random.default_rng(9).permutation(n)[:3000]` in that order (REFERENCE §9). With the
+ * 9,000-row `refCOCOg_9k_840` this gives `../shared/data/refcocog_9k_subset3000_seed9.json`; with
+ * the 2k set the cut does nothing.
  */
-export async function parquetTrainSamples(file: string, skipped: Skipped[], opts: { subset?: number; seed?: number } = {}): Promise<TrainSample[]> {
+export const RELEASED_SUBSET = { size: 3000, seed: 9 } as const;
+
+export interface TrainSubsetOptions {
+  /** rows kept when the file has more (default 3000, the released subset); `false` keeps every row in file order */
+  subset?: number | false;
+  /** the shuffle seed, DPAD's `SEED` environment variable (default 9) */
+  seed?: number;
+}
+
+/**
+ * Training rows as TrainSamples, by default the released subset (`RELEASED_SUBSET`): the shuffled
+ * selection of numpy's `default_rng(seed).permutation`, returned in the shuffled order, as the
+ * released dataset indexes them. Rows that fail to decode are skipped and listed.
+ */
+export async function parquetTrainSamples(file: string, skipped: Skipped[], opts: TrainSubsetOptions = {}): Promise<TrainSample[]> {
   const n = await parquetRowCount(file);
-  let keep: Set<number> | null = null;
-  if (opts.subset !== undefined && opts.subset < n) {
-    const idx = Array.from({ length: n }, (_, i) => i);
-    const r = seedrandom(String(opts.seed ?? 9));
-    for (let i = n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [idx[i], idx[j]] = [idx[j], idx[i]]; }
-    keep = new Set(idx.slice(0, opts.subset));
-  }
-  const out: TrainSample[] = [];
+  const size = opts.subset ?? RELEASED_SUBSET.size;
+  if (size !== false && (!Number.isSafeInteger(size) || size < 0)) throw new Error(`parquetTrainSamples: subset must be a non-negative integer or false, got ${size}`);
+  const order = size === false ? Array.from({ length: n }, (_, i) => i) : shuffledSubset(n, size, opts.seed ?? RELEASED_SUBSET.seed);
+  // row index -> position in the returned list
+  const slot = new Map(order.map((r, k) => [r, k]));
+  const out: (TrainSample | undefined)[] = new Array(order.length);
   for await (const { row, index } of rows(file)) {
-    if (keep && !keep.has(index)) continue;
+    const k = slot.get(index);
+    if (k === undefined) continue;
     try {
       if (typeof row.problem !== 'string' || !row.problem) throw new Error("no 'problem'");
       if (typeof row.solution !== 'string' || !/<box>/.test(row.solution)) throw new Error("no '<box>' in 'solution'");
-      out.push({ image: await loadImage(bytesOf(row.image, 'image')), query: row.problem, solution: row.solution });
+      out[k] = { image: await loadImage(bytesOf(row.image, 'image')), query: row.problem, solution: row.solution };
     } catch (e) {
       skipped.push({ id: String(index), reason: (e as Error).message });
     }
   }
-  return out;
+  return out.filter((s): s is TrainSample => s !== undefined);
 }

@@ -1,8 +1,11 @@
 /**
  * ReasonSeg in its original layout: one image (.jpg/.png) and one .json per sample, the JSON with
- * `text` (queries), `is_sentence`, and `shapes` of polygons. The mask is filled as LISA's loader
- * does: polygons sorted by area (largest first), 'flag' shapes skipped, 'ignore' shapes marked 255.
- * A malformed sample is skipped and counted with its reason.
+ * `text` (queries), `is_sentence`, and `shapes` of polygons. The label mask is filled as LISA's loader
+ * and Seg-Zero's `create_reasonseg_hf.py` do: vertices cast to int32 (truncated), polygons sorted by
+ * area (largest first), 'flag' shapes skipped, shapes whose label contains 'ignore' marked 255.
+ * The target the released evaluation scores is that mask `.astype(bool)`: ignore regions count as
+ * **target** (REFERENCE §8.4), the default here; `ignore: 'background'` drops them instead.
+ * Only `text[0]` is used (one query per image). A malformed sample is skipped with its reason.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -51,6 +54,7 @@ export function fillPolygon(mask: Uint8Array, w: number, h: number, pts: number[
 
 interface Shape { label?: unknown; points?: unknown }
 
+/** LISA's label mask: 0 background, 1 target, 255 ignore. */
 export function maskFromAnnotation(anno: { shapes?: unknown }, w: number, h: number): Uint8Array {
   if (!Array.isArray(anno.shapes)) throw new Error("no 'shapes' list");
   const valid: { pts: number[][]; label: string; area: number }[] = [];
@@ -58,9 +62,11 @@ export function maskFromAnnotation(anno: { shapes?: unknown }, w: number, h: num
     const label = String(s.label ?? '');
     if (label.toLowerCase() === 'flag') continue;
     if (!Array.isArray(s.points) || s.points.length < 3 || !s.points.every(p => Array.isArray(p) && p.length >= 2 && p.every(Number.isFinite))) throw new Error(`shape '${label}' has no valid polygon`);
+    // np.array([points], dtype=np.int32): each coordinate truncated toward zero
+    const pts = (s.points as number[][]).map(p => [Math.trunc(p[0]), Math.trunc(p[1])]);
     const tmp = new Uint8Array(w * h);
-    fillPolygon(tmp, w, h, s.points as number[][], 1);
-    valid.push({ pts: s.points as number[][], label, area: tmp.reduce((a, b) => a + b, 0) });
+    fillPolygon(tmp, w, h, pts, 1);
+    valid.push({ pts, label, area: tmp.reduce((a, b) => a + b, 0) });
   }
   valid.sort((a, b) => b.area - a.area);
   const mask = new Uint8Array(w * h);
@@ -68,8 +74,28 @@ export function maskFromAnnotation(anno: { shapes?: unknown }, w: number, h: num
   return mask;
 }
 
+export interface ReasonSegOptions {
+  /**
+   * What LISA's 'ignore' regions (255) are in the target mask:
+   * - 'target' (default): part of the target, as the released evaluation's data (`Ricky06662/ReasonSeg_*`,
+   *   built by `create_reasonseg_hf.py` with `mask.astype(bool)`) has them;
+   * - 'background': removed from the target (this project's behaviour before issue 17).
+   */
+  ignore?: 'target' | 'background';
+}
+
+/** The 0/1 target of a LISA label mask (0/1/255), in place. */
+export function reasonSegTarget(labels: Uint8Array, ignore: 'target' | 'background' = 'target'): Uint8Array {
+  if (ignore !== 'target' && ignore !== 'background') throw new Error(`reasonseg: option 'ignore' must be 'target' or 'background', got '${ignore}'`);
+  const keep = ignore === 'target' ? 1 : 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 255) labels[i] = keep;
+  return labels;
+}
+
 /** Samples of a ReasonSeg folder; `skipped` collects every malformed one with its reason. */
-export async function* reasonSegSamples(dir: string, skipped: Skipped[]): AsyncGenerator<EvalSample> {
+export async function* reasonSegSamples(dir: string, skipped: Skipped[], opts: ReasonSegOptions = {}): AsyncGenerator<EvalSample> {
+  const ignore = opts.ignore ?? 'target';
+  reasonSegTarget(new Uint8Array(0), ignore);
   const files = fs.readdirSync(dir).filter(f => f.endsWith('.json')).sort();
   for (const f of files) {
     const id = f.replace(/\.json$/, '');
@@ -80,9 +106,7 @@ export async function* reasonSegSamples(dir: string, skipped: Skipped[]): AsyncG
       const texts = Array.isArray(anno.text) ? anno.text : [anno.text];
       if (typeof texts[0] !== 'string' || !texts[0]) throw new Error("no query in 'text'");
       const image = await loadImage(img);
-      const mask = maskFromAnnotation(anno, image.width, image.height);
-      // ignore regions (255) are not part of the target
-      for (let i = 0; i < mask.length; i++) if (mask[i] === 255) mask[i] = 0;
+      const mask = reasonSegTarget(maskFromAnnotation(anno, image.width, image.height), ignore);
       yield { id, image, query: texts[0], mask, labels: { kind: anno.is_sentence ? 'sentence' : 'phrase' } };
     } catch (e) {
       skipped.push({ id, reason: (e as Error).message });

@@ -7,11 +7,16 @@ export const DPAD_PROMPT =
 export const BASELINE_PROMPT =
   "Please find '{Question}' with bbox and points.Compare the difference between objects and find the most closely matched one.Output the thinking process in <think> </think> and final answer in <answer> </answer> tags.Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format.i.e., <think> thinking process here </think><answer>{\"bbox\": [10,100,200,210], \"points_1\": [30,110], \"points_2\": [35,180]}</answer>";
 
-/** lower-case, trailing '.' removed */
+/**
+ * The released query normalisation, `text.lower().strip(".")` (DPAD `rl_dataset.py` for training,
+ * `evaluation.py` for evaluation; REFERENCE §2): lower-cased, then dots removed at **both** ends.
+ * Only dots: spaces and other punctuation stay ("the cat. " keeps its ". ").
+ */
 export function normalizeQuery(q: string): string {
-  return q.toLowerCase().replace(/\.+$/, '');
+  return q.toLowerCase().replace(/^\.+|\.+$/g, '');
 }
 
 export function userPrompt(query: string, variant: 'dpad' | 'baseline' = 'dpad'): string {
-  return (variant === 'dpad' ? DPAD_PROMPT : BASELINE_PROMPT).replace('{Question}', normalizeQuery(query));
+  // a function replacer: the query is inserted literally, as str.format does ('$&' stays '$&')
+  return (variant === 'dpad' ? DPAD_PROMPT : BASELINE_PROMPT).replace('{Question}', () => normalizeQuery(query));
 }
