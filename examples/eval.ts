@@ -22,7 +22,7 @@ import { runCli, UsageError } from '../src/util/cli.ts';
 
 
 /** the samples and their count for one --data spec */
-function open(spec: string, skipped: Skipped[], values: { images?: string; split: string; 'split-by': string }): { samples: Iterable<EvalSample> | AsyncIterable<EvalSample>; total: Promise<number> | number } {
+function open(spec: string, skipped: Skipped[], values: { images?: string; split: string; 'split-by': string; 'reasonseg-ignore': string }): { samples: Iterable<EvalSample> | AsyncIterable<EvalSample>; total: Promise<number> | number } {
   const m = /^world:(train|val|test)(?::(\d+))?$/.exec(spec);
   if (m) {
     const total = Number(m[2] ?? 100);
@@ -41,7 +41,7 @@ function open(spec: string, skipped: Skipped[], values: { images?: string; split
     const entries = refCocoIndex(o, skipped);
     return { samples: refCocoSamples(o, entries, skipped), total: entries.length };
   }
-  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) return { samples: reasonSegSamples(spec, skipped), total: countReasonSeg(spec) };
+  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) return { samples: reasonSegSamples(spec, skipped, { ignore: values['reasonseg-ignore'] as 'target' | 'background' }), total: countReasonSeg(spec) };
   throw new UsageError(`--data ${spec}: expected world:<split>[:N], a Seg-Zero .parquet, a ReasonSeg folder, or a refer folder (refs(umd).p + instances.json)`);
 }
 
@@ -56,6 +56,7 @@ const SPEC = {
     images: { type: 'string', placeholder: '<dir>', help: 'COCO train2014 images, for a refer folder' },
     split: { type: 'string', default: 'val', help: 'the split of a refer folder' },
     'split-by': { type: 'string', default: 'umd', help: 'the refs(<split-by>).p of a refer folder' },
+    'reasonseg-ignore': { type: 'string', default: 'target', choices: ['target', 'background'], help: "ReasonSeg folders: 'ignore' regions count as target (as the released evaluation's data build) or as background" },
     worst: { type: 'int', default: 8, min: 0, help: 'overlays of the N lowest-IoU samples in worst/' },
   },
   examples: ['npm run eval -- --data world:test:200', 'npm run eval -- --data ReasonSeg_test/test.parquet --weights weights/dpad-7b'],
