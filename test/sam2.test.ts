@@ -10,7 +10,8 @@ import { sam2ConfigFrom, SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/c
 import { convertSam2 } from '../src/models/sam2/convert.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import { sinePositionEncoding } from '../src/models/sam2/position_encoding.ts';
-import { Sam2Predictor } from '../src/models/sam2/predictor.ts';
+import { Sam2Predictor, toModelFrame } from '../src/models/sam2/predictor.ts';
+import { sam2Preprocess } from '../src/models/sam2/preprocess.ts';
 import { configForCheckpoint, loadSam2 } from '../src/models/sam2/weights.ts';
 import { interpolationMatrix } from '../src/nn/interpolate.ts';
 import type { ImageU8 } from '../src/io/resample.ts';
@@ -45,17 +46,27 @@ test('converter round-trip: the official .pt becomes safetensors that predict th
   assert.equal(ra.scores, rb.scores);
   assert.equal(Array.from(ra.masks[0]), Array.from(rb.masks[0]));
   pa.dispose(); pb.dispose(); a.dispose(); b.dispose();
+  // the config may also come as a file: the hydra tree as JSON (or the official .yaml)
+  const cf = path.join(tmp, 'tiny-hydra.json');
+  fs.writeFileSync(cf, JSON.stringify(f.config));
+  const r2 = convertSam2({ from: path.join(FIXTURES, 'sam2-tiny-pt', 'weights.pt'), out: path.join(tmp, 'sam2-tiny-2'), config: cf });
+  assert.equal(r2.config, cfg);
+  assert.throws(() => convertSam2({ from: path.join(FIXTURES, 'sam2-tiny-pt', 'weights.pt'), out: path.join(tmp, 'x'), config: 'sam2_hiera_huge' }), /unknown SAM2 model 'sam2_hiera_huge' \(known: sam2_hiera_t, .*, or a config \.yaml \/ \.json\)/);
 });
 
 test('a checkpoint of another model size is refused with the mismatched keys', () => {
   const f = fixture('sam2-tiny-st');
-  const wrong = sam2ConfigFrom({ ...f.config, trunk: { ...f.config.trunk, embed_dim: 12 }, neck: { ...f.config.neck, backbone_channel_list: [96, 48, 24, 12] } });
+  const enc = f.config.model.image_encoder;
+  const tree = { ...f.config, model: { ...f.config.model, image_encoder: { ...enc, trunk: { ...enc.trunk, embed_dim: 12 }, neck: { ...enc.neck, backbone_channel_list: [96, 48, 24, 12] } } } };
+  const wrong = sam2ConfigFrom(tree);
   assert.throws(() => loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors'), wrong), /loaded as hiera embed_dim 12, stages \[1,1,4,1\]: is it a checkpoint of this size\?\): weights do not fit the model: shape mismatch 98 \(image_encoder\.neck\.convs\.0\.conv\.weight: expected \[32,96,1,1\], got \[32,64,1,1\]/);
   assert.is(configForCheckpoint('/x/sam2.1_hiera_large.pt'), SAM2_HIERA_L);
   assert.is(configForCheckpoint('sam2_hiera_tiny.pt'), SAM2_HIERA_T);
+  // no config: the fixture's shapes are no released size and "weights.safetensors" names none
+  assert.throws(() => loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors')), /weights\.safetensors: cannot tell the model size: the weights \(hiera embed_dim 8, stages \[1,1,4,1\], neck d_model 32\) match no released SAM2 size and the file name none either; pass a config/);
 });
 
-test('predictor: many prompts on one encoding, errors for no prompt and prompts outside the image, no leaks', () => {
+test('predictor: many prompts on one encoding, prompts outside the image as the official predictor, errors, no leaks', () => {
   const f = fixture('sam2-tiny-st');
   const m = loadSam2(path.join(FIXTURES, 'sam2-tiny-st', 'weights.safetensors'), sam2ConfigFrom(f.config));
   const p = new Sam2Predictor(m);
@@ -70,9 +81,31 @@ test('predictor: many prompts on one encoding, errors for no prompt and prompts 
   assert.is(r2.masks.length, 1);
   assert.is(r1.masks[0].length, img.width * img.height);
   assert.throws(() => p.predict({}), /no prompt/);
-  assert.throws(() => p.predict({ box: [0, 0, img.width + 5, 10] }), /lies outside the \d+x\d+ image/);
-  assert.throws(() => p.predict({ points: [[-1, 3]], labels: [1] }), /point \[-1,3\] lies outside/);
   assert.throws(() => p.predict({ points: [[1, 3]], labels: [] }), /need as many labels/);
+  assert.throws(() => p.predict({ points: [[Number.NaN, 3]], labels: [1] }), /point \[null,3\] must be 2 finite numbers \[x, y\]/);
+  assert.throws(() => p.predict({ box: [0, 0, 5] }), /box \[0,0,5\] must be 4 finite numbers \[x1, y1, x2, y2\]/);
+  assert.throws(() => p.predict({ points: [[1, 3]], labels: [7] }), /point label 7 is not one of -1, 0, 1, 2, 3/);
+  // outside the image (negative, beyond W / H): only normalised by the original size, as _prep_prompts does
+  const W = img.width;
+  const H = img.height;
+  const S = m.config.image_size;
+  const box = [-12, 3, W + 30, H + 7];
+  const pts = [[-1, 3], [W + 5, H * 2]];
+  const r3 = p.predict({ box, points: pts, labels: [1, 0], multimask: false });
+  const enc = p.predict({ box: [5, 5, 6, 6], multimask: false }); // a different prompt gives different scores
+  assert.not.equal(r3.scores, enc.scores);
+  const feats = m.encodeImage(tf.tidy(() => sam2Preprocess(img, S)));
+  const direct = tf.tidy(() => {
+    const o = m.decode(feats, {
+      boxes: tf.tensor2d([[(-12 / W) * S, (3 / H) * S, ((W + 30) / W) * S, ((H + 7) / H) * S]]),
+      pointCoords: tf.tensor3d([[[(-1 / W) * S, (3 / H) * S], [((W + 5) / W) * S, ((H * 2) / H) * S]]]),
+      pointLabels: Int32Array.from([1, 0]),
+    }, false);
+    return o.iouPredictions.dataSync()[0];
+  });
+  tf.dispose([feats.imageEmbed, feats.highRes0, feats.highRes1]);
+  assert.ok(Math.abs(r3.scores[0] - direct) < 1e-6, `score ${r3.scores[0]} vs ${direct}`);
+  assert.equal(toModelFrame(-1, 3, W, H, S), [Math.fround(Math.fround(-1 / W) * S), Math.fround(Math.fround(3 / H) * S)]);
   p.dispose();
   m.dispose();
 });

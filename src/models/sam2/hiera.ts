@@ -211,7 +211,7 @@ export class Hiera extends Module {
   }
 }
 
-/** FPN neck: 1x1 lateral convs, top-down nearest upsampling at fpn_top_down_levels, sum fusion. */
+/** FPN neck: 1x1 lateral convs, top-down x2 upsampling (fpn_interp_model) at fpn_top_down_levels, sum (or avg) fusion. */
 export class FpnNeck extends Module {
   readonly convs: Conv2d[];
   readonly config: NeckConfig;
@@ -233,8 +233,8 @@ export class FpnNeck extends Module {
         const lateral = this.convs[n - i].forward(xs[i]);
         if (this.config.fpn_top_down_levels.includes(i) && prev) {
           const [, , h, w] = prev.shape;
-          const mode = this.config.fpn_interp_model === 'nearest' ? 'nearest' : 'bilinear';
-          prev = tf.add(lateral, interpolate(prev, h * 2, w * 2, mode, 2)) as tf.Tensor4D;
+          const sum = tf.add(lateral, interpolate(prev, h * 2, w * 2, this.config.fpn_interp_model, 2)) as tf.Tensor4D;
+          prev = this.config.fuse_type === 'avg' ? (tf.div(sum, 2) as tf.Tensor4D) : sum;
         } else prev = lateral;
         out[i] = prev;
       }

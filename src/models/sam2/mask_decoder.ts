@@ -70,8 +70,9 @@ export class MaskDecoder extends Module {
   readonly ln1w: tf.Variable;
   readonly ln1b: tf.Variable;
   readonly up2: UpConv2x;
-  readonly conv_s0: Conv2d;
-  readonly conv_s1: Conv2d;
+  /** present with use_high_res_features_in_sam */
+  readonly conv_s0: Conv2d | null;
+  readonly conv_s1: Conv2d | null;
   readonly hyper: SamMlp[];
   readonly iou_prediction_head: SamMlp;
   readonly pred_obj_score_head: SamMlp | Linear | null;
@@ -90,8 +91,8 @@ export class MaskDecoder extends Module {
     this.ln1w = this.param('output_upscaling.1.weight', [dim / 4], 'ones');
     this.ln1b = this.param('output_upscaling.1.bias', [dim / 4], 'zeros');
     this.up2 = new UpConv2x(this, 'output_upscaling.3', dim / 4, dim / 8);
-    this.conv_s0 = new Conv2d(this, 'conv_s0', dim, dim / 8, 1);
-    this.conv_s1 = new Conv2d(this, 'conv_s1', dim, dim / 4, 1);
+    this.conv_s0 = c.use_high_res_features_in_sam ? new Conv2d(this, 'conv_s0', dim, dim / 8, 1) : null;
+    this.conv_s1 = c.use_high_res_features_in_sam ? new Conv2d(this, 'conv_s1', dim, dim / 4, 1) : null;
     this.hyper = Array.from({ length: this.numMaskTokens }, (_, i) => new SamMlp(this, `output_hypernetworks_mlps.${i}`, dim, dim, dim / 8, 3));
     this.iou_prediction_head = new SamMlp(this, 'iou_prediction_head', dim, c.iou_head_hidden_dim ?? 256, this.numMaskTokens, 3, c.iou_prediction_use_sigmoid);
     this.pred_obj_score_head = !c.pred_obj_scores ? null : c.pred_obj_scores_mlp ? new SamMlp(this, 'pred_obj_score_head', dim, dim, 1, 3) : new Linear(this, 'pred_obj_score_head', dim, 1);
@@ -117,9 +118,13 @@ export class MaskDecoder extends Module {
       const iouOut = hs.slice([0, s, 0], [b, 1, dim]).reshape([b, dim]);
       const maskOut = hs.slice([0, s + 1, 0], [b, this.numMaskTokens, dim]);
       const srcImg = tf.transpose(keys, [0, 2, 1]).reshape([b, c, h, w]) as tf.Tensor4D;
+      // without high-res features: output_upscaling as one Sequential (dc1, ln, gelu, dc2, gelu)
+      const hr = this.cfg.use_high_res_features_in_sam;
       const [s0, s1] = highRes;
-      let up = gelu(layerNorm2d(tf.add(this.up1.forward(srcImg), rep(s1)) as tf.Tensor4D, this.ln1w, this.ln1b, 1e-6)) as tf.Tensor4D;
-      up = gelu(tf.add(this.up2.forward(up), rep(s0))) as tf.Tensor4D;
+      const u1 = this.up1.forward(srcImg);
+      let up = gelu(layerNorm2d((hr ? tf.add(u1, rep(s1)) : u1) as tf.Tensor4D, this.ln1w, this.ln1b, 1e-6)) as tf.Tensor4D;
+      const u2 = this.up2.forward(up);
+      up = gelu(hr ? tf.add(u2, rep(s0)) : u2) as tf.Tensor4D;
       const hyper = tf.stack(this.hyper.map((m, i) => m.forward(maskOut.slice([0, i, 0], [b, 1, dim]).reshape([b, dim]))), 1); // [B, 4, C/8]
       const [, uc, uh, uw] = up.shape;
       const masks = tf.matMul(hyper, up.reshape([b, uc, uh * uw])).reshape([b, this.numMaskTokens, uh, uw]) as tf.Tensor4D;

@@ -13,9 +13,9 @@ import { PromptEncoder } from './prompt_encoder.ts';
 export interface ImageFeatures {
   /** [1, C, S/16, S/16] (no_mem_embed added) */
   imageEmbed: tf.Tensor4D;
-  /** [1, C/8, S/4, S/4] */
+  /** [1, C/8, S/4, S/4] (conv_s0; unused, and the raw FPN level, without use_high_res_features_in_sam) */
   highRes0: tf.Tensor4D;
-  /** [1, C/4, S/8, S/8] */
+  /** [1, C/4, S/8, S/8] (conv_s1; likewise) */
   highRes1: tf.Tensor4D;
 }
 
@@ -66,7 +66,10 @@ export class Sam2Image extends Module {
       const d = this.sam_mask_decoder;
       const last = fpn[fpn.length - 1];
       const embed = this.config.sam.directly_add_no_mem_embed ? tf.add(last, this.no_mem_embed.reshape([1, -1, 1, 1])) : last;
-      return { imageEmbed: embed as tf.Tensor4D, highRes0: d.conv_s0.forward(fpn[0]), highRes1: d.conv_s1.forward(fpn[1]) };
+      if (d.conv_s0 && d.conv_s1) return { imageEmbed: embed as tf.Tensor4D, highRes0: d.conv_s0.forward(fpn[0]), highRes1: d.conv_s1.forward(fpn[1]) };
+      // no high-res path: the decoder ignores these (the levels before the last, or the embedding itself)
+      const n = fpn.length;
+      return { imageEmbed: embed as tf.Tensor4D, highRes0: n >= 3 ? fpn[n - 3] : last.clone(), highRes1: n >= 2 ? fpn[n - 2] : last.clone() };
     });
   }
 

@@ -8,16 +8,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ImageU8 } from '../../io/resample.ts';
 import { interpolate } from '../../nn/interpolate.ts';
 import type { ImageFeatures, Sam2Image } from './model.ts';
+import { sam2Preprocess } from './preprocess.ts';
 
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-export const IMAGENET_STD = [0.229, 0.224, 0.225];
+export { IMAGENET_MEAN, IMAGENET_STD, sam2Preprocess } from './preprocess.ts';
 
 export interface PredictOptions {
-  /** [x1, y1, x2, y2] in original pixels */
+  /** [x1, y1, x2, y2] in original pixels (may lie outside the image, as in the official predictor) */
   box?: readonly number[] | null;
-  /** [[x, y], ...] in original pixels */
+  /** [[x, y], ...] in original pixels (may lie outside the image) */
   points?: readonly (readonly number[])[] | null;
-  /** 1 foreground, 0 background, one per point */
+  /** 1 foreground, 0 background (any label the prompt encoder knows: -1 padding, 0..3), one per point */
   labels?: readonly number[] | null;
   multimask?: boolean;
 }
@@ -33,15 +33,10 @@ export interface Prediction {
   height: number;
 }
 
-/** ToTensor + Resize((S, S), antialias) + Normalize: [1, 3, S, S] */
-export function sam2Preprocess(img: ImageU8, size: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const { width: w, height: h, data } = img;
-    const chw = new Float32Array(3 * w * h);
-    for (let c = 0; c < 3; c++) for (let i = 0; i < w * h; i++) chw[c * w * h + i] = data[i * img.channels + c] / 255;
-    const x = interpolate(tf.tensor4d(chw, [1, 3, h, w]), size, size, 'bilinear-aa');
-    return tf.div(tf.sub(x, tf.tensor4d(IMAGENET_MEAN, [1, 3, 1, 1])), tf.tensor4d(IMAGENET_STD, [1, 3, 1, 1])) as tf.Tensor4D;
-  });
+/** SAM2Transforms.transform_coords with normalize=True: x / W * S, y / H * S (float32, as torch) */
+export function toModelFrame(x: number, y: number, width: number, height: number, size: number): [number, number] {
+  const f = Math.fround;
+  return [f(f(f(x) / width) * size), f(f(f(y) / height) * size)];
 }
 
 export class Sam2Predictor {
@@ -77,22 +72,24 @@ export class Sam2Predictor {
     const hasBox = o.box != null;
     const hasPts = o.points != null && o.points.length > 0;
     if (!hasBox && !hasPts) throw new Error('sam2 predictor: no prompt: give a box, points, or both');
-    const inside = (x: number, y: number) => Number.isFinite(x) && Number.isFinite(y) && x >= 0 && y >= 0 && x <= W && y <= H;
+    // as SAM2ImagePredictor._prep_prompts: coordinates are only normalised by the original size, never
+    // checked against it, so prompts beyond the borders (negative, > W or > H) are encoded as given
+    const finite = (v: readonly number[]) => v.every(Number.isFinite);
     if (hasBox) {
       const b = o.box!;
-      if (b.length !== 4 || !inside(b[0], b[1]) || !inside(b[2], b[3])) throw new Error(`sam2 predictor: box ${JSON.stringify(b)} lies outside the ${W}x${H} image`);
+      if (b.length !== 4 || !finite(b)) throw new Error(`sam2 predictor: box ${JSON.stringify(b)} must be 4 finite numbers [x1, y1, x2, y2]`);
     }
     if (hasPts) {
-      for (const p of o.points!) if (p.length !== 2 || !inside(p[0], p[1])) throw new Error(`sam2 predictor: point ${JSON.stringify(p)} lies outside the ${W}x${H} image`);
+      for (const p of o.points!) if (p.length !== 2 || !finite(p)) throw new Error(`sam2 predictor: point ${JSON.stringify(p)} must be 2 finite numbers [x, y]`);
       if (!o.labels || o.labels.length !== o.points!.length) throw new Error(`sam2 predictor: ${o.points!.length} points need as many labels`);
+      for (const l of o.labels) if (!Number.isInteger(l) || l < -1 || l > 3) throw new Error(`sam2 predictor: point label ${l} is not one of -1, 0, 1, 2, 3`);
     }
     const multimask = o.multimask ?? true;
-    const sx = S / W;
-    const sy = S / H;
+    const frame = (x: number, y: number) => toModelFrame(x, y, W, H, S);
     let result: Prediction | null = null;
     tf.tidy(() => {
-      const boxes = hasBox ? tf.tensor2d([[o.box![0] * sx, o.box![1] * sy, o.box![2] * sx, o.box![3] * sy]]) : null;
-      const coords = hasPts ? tf.tensor3d([o.points!.map(p => [p[0] * sx, p[1] * sy])]) : null;
+      const boxes = hasBox ? tf.tensor2d([[...frame(o.box![0], o.box![1]), ...frame(o.box![2], o.box![3])]]) : null;
+      const coords = hasPts ? tf.tensor3d([o.points!.map(p => frame(p[0], p[1]))]) : null;
       const labels = hasPts ? Int32Array.from(o.labels!) : null;
       const out = this.model.decode(this.features!, { boxes, pointCoords: coords, pointLabels: labels }, multimask);
       const [, m, lh] = out.lowResMasks.shape;

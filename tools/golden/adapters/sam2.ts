@@ -7,6 +7,7 @@ import { openCheckpoint } from '../../../src/io/checkpoint.ts';
 import { sam2ConfigFrom } from '../../../src/models/sam2/config.ts';
 import { Sam2Image, type ImageFeatures } from '../../../src/models/sam2/model.ts';
 import { Sam2Predictor } from '../../../src/models/sam2/predictor.ts';
+import { sam2Preprocess } from '../../../src/models/sam2/preprocess.ts';
 import { loadSam2Weights } from '../../../src/models/sam2/weights.ts';
 import type { FamilyAdapter, FixtureContext } from '../harness.ts';
 
@@ -49,6 +50,10 @@ function decodeOut(m: Sam2Image, f: ImageFeatures, inputs: Record<string, unknow
 export const sam2Adapter: FamilyAdapter = {
   family: 'sam2',
   entries: {
+    'sam2.preprocess': inputs => {
+      const img = inputs.image as RawTensor;
+      return { pixel_values: sam2Preprocess(imageFromHwc(img.data as Uint8Array, img.shape), Number(inputs.image_size)) };
+    },
     'sam2.encode_image': (inputs, ctx) => {
       const px = t4(inputs.pixel_values);
       const f = model(ctx).encodeImage(px);
