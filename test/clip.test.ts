@@ -11,7 +11,7 @@ import { LoadError } from '../src/nn/module.ts';
 import { clipConfigFrom } from '../src/models/clip/config.ts';
 import { convertClip } from '../src/models/clip/convert.ts';
 import { ClipModel } from '../src/models/clip/model.ts';
-import { ClipScorer, clipBoxToImage } from '../src/models/clip/scorer.ts';
+import { ClipScorer, scorerRoi } from '../src/models/clip/scorer.ts';
 import { ClipTokenizer } from '../src/models/clip/tokenizer.ts';
 import { loadClipWeights } from '../src/models/clip/weights.ts';
 import type { ImageU8 } from '../src/io/resample.ts';
@@ -39,17 +39,23 @@ for (const name of ['clip-tiny-hf', 'clip-tiny-openai']) {
   test(`converter round-trip (${name}) reproduces the fixture's embeddings`, () => {
     const out = path.join(tmp, name);
     const f = fx(name);
-    const r = convertClip({ from: path.join(FIXTURES, name, 'weights.safetensors'), out, config: f.config, vocab: path.join(FIXTURES, name, 'bpe_simple_vocab_16e6.txt.gz') });
+    // clip-tiny-hf is a model directory (config.json + model.safetensors); clip-tiny-openai a weights file with its config in fixture.json
+    const from = name.endsWith('hf') ? path.join(FIXTURES, name) : path.join(FIXTURES, name, f.weights.file);
+    const r = convertClip({ from, out, config: name.endsWith('hf') ? undefined : f.config, vocab: path.join(FIXTURES, name, 'bpe_simple_vocab_16e6.txt.gz') });
     assert.is(r.layout, name.endsWith('hf') ? 'hf' : 'openai');
     assert.ok(fs.existsSync(path.join(out, 'config.json')) && fs.existsSync(path.join(out, 'bpe_simple_vocab_16e6.txt.gz')));
     const scorer = ClipScorer.load(out);
     const t = SafetensorsFile.open(path.join(FIXTURES, name, 'tensors.safetensors'));
-    const px = t.read('encode_image/pixel_values');
-    const want = t.read('encode_image/image_embeds');
+    // the tensors the fixture's own encode_image / encode_text cases name
+    const caseOf = (entry: string) => (f.cases as { entry: string; inputs: Record<string, string>; outputs: Record<string, { tensor: string }> }[]).find(c => c.entry === entry)!;
+    const ci = caseOf('clip.encode_image');
+    const ct = caseOf('clip.encode_text');
+    const px = t.read(ci.inputs.pixel_values.slice('tensor:'.length));
+    const want = t.read(ci.outputs.image_embeds.tensor);
     const got = tf.tidy(() => scorer.model.encodeImage(tf.tensor4d(px.data as Float32Array, px.shape as [number, number, number, number])).dataSync());
     assert.ok(maxAbs(got, want.data) < 1e-4, `max abs ${maxAbs(got, want.data)}`);
-    const ids = t.read('encode_text/input_ids');
-    const wantT = t.read('encode_text/text_embeds');
+    const ids = t.read(ct.inputs.input_ids.slice('tensor:'.length));
+    const wantT = t.read(ct.outputs.text_embeds.tensor);
     const gotT = tf.tidy(() => scorer.model.encodeText(tf.tensor2d(ids.data as Int32Array, ids.shape as [number, number], 'int32')).dataSync());
     assert.ok(maxAbs(gotT, wantT.data) < 1e-4);
     scorer.dispose();
@@ -81,13 +87,16 @@ test('wrong-shaped weights are refused with every offending key', () => {
   const f = fx('clip-tiny-hf');
   const cfg = clipConfigFrom({ ...f.config, projection_dim: 8 }, 'test');
   const m = new ClipModel(cfg);
-  const src = SafetensorsFile.open(path.join(FIXTURES, 'clip-tiny-hf', 'weights.safetensors'));
+  const src = SafetensorsFile.open(path.join(FIXTURES, 'clip-tiny-hf', 'model.safetensors'));
   try {
     loadClipWeights(m, src);
     assert.unreachable('should throw');
   } catch (e) {
     assert.instance(e, LoadError);
-    assert.match((e as Error).message, /weights\.safetensors: weights do not fit the model: shape mismatch 2 \(.*visual\.proj: expected \[64,8\], got \[64,16\]/);
+    const tw = f.config.text_config.hidden_size;
+    const vw = f.config.vision_config.hidden_size;
+    const pd = f.config.projection_dim;
+    assert.is((e as Error).message, `${src.path}: weights do not fit the model: shape mismatch 2 (text_projection: expected [${tw},8], got [${tw},${pd}]; visual.proj: expected [${vw},8], got [${vw},${pd}])`);
   } finally {
     src.close();
     m.dispose();
@@ -97,8 +106,7 @@ test('wrong-shaped weights are refused with every offending key', () => {
 function scorer(): ClipScorer {
   const dir = path.join(tmp, 'clip-tiny-hf');
   if (!fs.existsSync(path.join(dir, 'config.json'))) {
-    const f = fx('clip-tiny-hf');
-    convertClip({ from: path.join(FIXTURES, 'clip-tiny-hf', 'weights.safetensors'), out: dir, config: f.config, vocab: path.join(FIXTURES, 'clip-tiny-hf', 'bpe_simple_vocab_16e6.txt.gz') });
+    convertClip({ from: path.join(FIXTURES, 'clip-tiny-hf'), out: dir });
   }
   return ClipScorer.load(dir);
 }
@@ -128,15 +136,31 @@ test('scores: S1 vs crop, S2 vs whole image, SNR = S1/S2, the 77-token rule, bat
   s.dispose();
 });
 
-test('bad input: unreadable image, box outside the image, empty box', async () => {
+test('boxes are cropped as Pillow does: black outside the image, S1 = 0 for a reversed box', async () => {
+  const s = scorer();
+  const img = testImage(50, 50);
+  const out = scorerRoi(img, [40, 40, 60, 70])!;
+  assert.equal([out.width, out.height], [20, 30]);
+  assert.is(out.data[(0 * 20 + 0) * 3], img.data[(40 * 50 + 40) * 3], 'inside pixels are the image');
+  assert.ok(out.data.subarray((12 * 20) * 3).every(v => v === 0), 'rows below the image are black');
+  const outside = await s.scores(img, [60, 60, 80, 80], ['a']);
+  const black = await s.scores({ width: 20, height: 20, channels: 3, data: new Uint8Array(20 * 20 * 3) }, [0, 0, 20, 20], ['a']);
+  assert.ok(Math.abs(outside[0]!.s1 - black[0]!.s1) < 1e-6, 'a box wholly outside scores a black crop');
+  const rev = await s.scores(img, [30, 10, 20, 40], ['a']);
+  assert.is(rev[0]!.s1, 0);
+  assert.ok(rev[0]!.s2 !== 0);
+  s.dispose();
+});
+
+test('bad input: unreadable image, empty box, non-finite box', async () => {
   const s = scorer();
   await assert_rejects(() => s.scores(path.join(tmp, 'missing.png'), [0, 0, 5, 5], ['a']), /missing\.png: image file not found/);
   const junk = path.join(tmp, 'junk.png');
   fs.writeFileSync(junk, 'not an image');
   await assert_rejects(() => s.scores(junk, [0, 0, 5, 5], ['a']), /junk\.png: cannot decode the image/);
-  await assert_rejects(() => s.scores(testImage(50, 50), [60, 60, 80, 80], ['a']), /box \[60,60,80,80\] is empty after clipping to the 50x50 image/);
-  assert.throws(() => clipBoxToImage([5, 5, 5, 9], 50, 50), /empty after clipping/);
-  assert.throws(() => clipBoxToImage([0, NaN, 5, 9], 50, 50), /not four finite numbers/);
+  await assert_rejects(() => s.scores(testImage(50, 50), [5, 5, 5, 9], ['a']), /^scorer: box \[5,5,5,9\] crops an empty 0x4 region$/);
+  assert.throws(() => scorerRoi(testImage(50, 50), [0, NaN, 5, 9]), /^scorer: box \[0,null,5,9\] is not four finite numbers$/);
+  assert.throws(() => ClipScorer.load(path.join(tmp, 'nowhere')), new RegExp(`^${path.join(tmp, 'nowhere').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a CLIP model directory$`));
   s.dispose();
 });
 

@@ -1,6 +1,8 @@
 /**
- * tsx tools/convert-clip.ts --from <hf dir | weights file> [--out weights/clip-vit-b32]
+ * tsx tools/convert-clip.ts --from <model dir | weights file> [--out weights/clip-vit-b32]
  *                           [--config config.json] [--layout hf|openai] [--vocab bpe_simple_vocab_16e6.txt.gz]
+ * A model directory holds config.json + model.safetensors (or pytorch_model.bin); without a
+ * config.json, OpenAI-layout weights give their configuration by their shapes (build_model).
  */
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend.ts';
@@ -11,7 +13,7 @@ const { values } = parseArgs({
   options: { from: { type: 'string' }, out: { type: 'string', default: 'weights/clip-vit-b32' }, config: { type: 'string' }, layout: { type: 'string' }, vocab: { type: 'string' } },
 });
 if (!values.from) {
-  console.error('usage: tsx tools/convert-clip.ts --from <hf dir | weights file> [--out dir] [--config file] [--layout hf|openai] [--vocab bpe.gz]');
+  console.error('usage: tsx tools/convert-clip.ts --from <model dir | weights file> [--out dir] [--config file] [--layout hf|openai] [--vocab bpe.gz]');
   process.exit(2);
 }
 await initBackend();

@@ -1,6 +1,7 @@
 /**
- * Convert a CLIP checkpoint (HF openai/clip-vit-base-patch32 directory, or an OpenAI-named state
- * dict) into the project layout: config.json + model.safetensors (OpenAI names) + tokenizer files.
+ * Convert a CLIP checkpoint (HF openai/clip-vit-base-patch32 model directory, or an OpenAI-named
+ * state dict, whose configuration may be read off its shapes) into the project layout:
+ * config.json + model.safetensors (OpenAI names) + tokenizer files.
  * Every key and shape is checked by loading into the model first; all problems are reported at once.
  */
 import * as fs from 'node:fs';
@@ -10,13 +11,13 @@ import { openCheckpoint } from '../../io/checkpoint.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { clipConfigFrom, type ClipConfig } from './config.ts';
 import { ClipModel } from './model.ts';
-import { detectLayout, loadClipWeights, type ClipLayout } from './weights.ts';
+import { detectLayout, loadClipWeights, resolveClipConfig, type ClipLayout } from './weights.ts';
 
 export interface ConvertClipOptions {
   /** HF model directory, or a .safetensors / .bin / .pt file */
   from: string;
   out: string;
-  /** a config.json path or object; default: config.json beside the weights */
+  /** a config.json path or object; default: config.json beside the weights, else (OpenAI layout) read off the weight shapes */
   config?: string | Record<string, unknown>;
   layout?: ClipLayout;
   /** OpenAI's bpe_simple_vocab_16e6.txt.gz, when the source has no HF tokenizer files */
@@ -24,16 +25,13 @@ export interface ConvertClipOptions {
 }
 
 export function convertClip(opts: ConvertClipOptions): { config: ClipConfig; tensors: number; layout: ClipLayout } {
+  if (!fs.existsSync(opts.from)) throw new Error(`${opts.from}: no such CLIP model directory or weights file`);
   const srcDir = fs.statSync(opts.from).isDirectory() ? opts.from : path.dirname(opts.from);
-  let raw: Record<string, unknown>;
-  let where: string;
-  if (typeof opts.config === 'object') { raw = opts.config; where = 'config'; }
-  else {
-    where = opts.config ?? path.join(srcDir, 'config.json');
-    if (!fs.existsSync(where)) throw new Error(`${where}: no config (pass --config)`);
-    raw = JSON.parse(fs.readFileSync(where, 'utf8'));
-  }
-  const config = clipConfigFrom(raw, where);
+  let config: ClipConfig;
+  if (typeof opts.config === 'string') {
+    if (!fs.existsSync(opts.config)) throw new Error(`${opts.config}: no such config file`);
+    config = clipConfigFrom(JSON.parse(fs.readFileSync(opts.config, 'utf8')), opts.config);
+  } else config = resolveClipConfig(opts.from, opts.config);
   const src = openCheckpoint(opts.from);
   const layout = opts.layout ?? detectLayout(src);
   const model = new ClipModel(config);

@@ -1,17 +1,21 @@
 /**
- * The discriminative scorer (SPEC section 2): S1 = cos(text, ROI), S2 = cos(text, AOI), where the
- * ROI is the image cropped to a box and the AOI the whole image, both through CLIP's own
- * preprocessing; SNR = S1 / S2. Texts over 77 CLIP tokens (start and end included) get no score,
- * as the reference returns 0 for them. Images and texts are embedded in batches.
+ * The discriminative scorer (SPEC section 2), batched: S1 = cos(text, ROI), S2 = cos(text, AOI),
+ * as DPAD's get_clip_similarity_for_bbox computes them (see dpad.ts for the one-sample
+ * reference path): the ROI is Pillow's crop of the image to the box (zero fill outside it), the
+ * AOI the whole image, both through CLIPImageProcessor (floor centre crop) by default; texts go
+ * through CLIPTokenizerFast's text path by default. SNR = S1 / S2. Texts over 77 CLIP ids
+ * (start and end included) get no score (null), as the reference returns 0 for them; a box
+ * with right < left or bottom < top gets S1 = 0, as the reference's crop fails into 0.0.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadImage } from '../../io/image.ts';
-import { crop, type ImageU8 } from '../../io/resample.ts';
+import type { ImageU8 } from '../../io/resample.ts';
+import { pilCrop } from './dpad.ts';
 import { ClipModel, l2normalize } from './model.ts';
 import { clipPreprocessBatch, type CropConvention } from './preprocess.ts';
-import { ClipTokenizer } from './tokenizer.ts';
+import { ClipTokenizer, type TextNormalization } from './tokenizer.ts';
 import { loadClip } from './weights.ts';
 
 export type BoxXYXY = readonly [number, number, number, number];
@@ -28,15 +32,24 @@ export interface ScoreRequest {
   texts: string[];
 }
 
-/** Round a box to integers and clip it to the image; an empty result is an error naming the box. */
-export function clipBoxToImage(box: BoxXYXY, width: number, height: number): [number, number, number, number] {
+export interface ScorerOptions {
+  /** image crop convention; default 'hf' (CLIPImageProcessor, what the DPAD reward code runs) */
+  convention?: CropConvention;
+  /** text path; default 'hf' (CLIPTokenizerFast, what the DPAD reward code runs) */
+  text?: TextNormalization;
+  /** images embedded per forward pass; default 8 */
+  batchSize?: number;
+}
+
+/**
+ * The ROI of a box as the reference crops it (Pillow): null when right < left or bottom < top;
+ * an error when the crop is empty (the reference's processor fails there too).
+ */
+export function scorerRoi(image: ImageU8, box: BoxXYXY): ImageU8 | null {
   if (box.length !== 4 || !box.every(Number.isFinite)) throw new Error(`scorer: box ${JSON.stringify(box)} is not four finite numbers`);
-  const x1 = Math.max(0, Math.round(box[0]));
-  const y1 = Math.max(0, Math.round(box[1]));
-  const x2 = Math.min(width, Math.round(box[2]));
-  const y2 = Math.min(height, Math.round(box[3]));
-  if (x2 <= x1 || y2 <= y1) throw new Error(`scorer: box ${JSON.stringify(box)} is empty after clipping to the ${width}x${height} image`);
-  return [x1, y1, x2, y2];
+  const roi = pilCrop(image, box);
+  if (roi && (roi.width === 0 || roi.height === 0)) throw new Error(`scorer: box ${JSON.stringify(box)} crops an empty ${roi.width}x${roi.height} region`);
+  return roi;
 }
 
 export class ClipScorer {
@@ -48,19 +61,21 @@ export class ClipScorer {
   /** images embedded per forward pass */
   readonly batchSize: number;
 
-  constructor(model: ClipModel, tokenizer: ClipTokenizer, opts: { convention?: CropConvention; batchSize?: number } = {}) {
+  constructor(model: ClipModel, tokenizer: ClipTokenizer, opts: ScorerOptions = {}) {
     this.model = model;
-    this.tokenizer = tokenizer;
+    this.tokenizer = tokenizer.withNormalization(opts.text ?? 'hf');
     this.convention = opts.convention ?? 'hf';
     this.maxTokens = model.config.text.context;
     this.batchSize = opts.batchSize ?? 8;
   }
 
   /**
-   * A scorer from a directory with config.json, the weights, and a tokenizer
-   * (bpe_simple_vocab_16e6.txt.gz, tokenizer.json, or vocab.json + merges.txt).
+   * A scorer from a model directory: config.json (HF, OpenAI or dpad layout), the weights
+   * (model.safetensors, pytorch_model.bin, weights.safetensors; HF or OpenAI names), and a
+   * tokenizer (bpe_simple_vocab_16e6.txt.gz, tokenizer.json, or vocab.json + merges.txt).
    */
-  static load(dir: string, opts: { convention?: CropConvention; batchSize?: number } = {}): ClipScorer {
+  static load(dir: string, opts: ScorerOptions = {}): ClipScorer {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: not a CLIP model directory`);
     const gz = path.join(dir, 'bpe_simple_vocab_16e6.txt.gz');
     const tok = fs.existsSync(gz) ? ClipTokenizer.fromBpeFile(gz) : ClipTokenizer.fromHF(dir);
     return new ClipScorer(loadClip(dir), tok, opts);
@@ -69,6 +84,7 @@ export class ClipScorer {
   /** L2-normalised image embeddings [N, D] of whole images. */
   embedImages(images: ImageU8[]): tf.Tensor2D {
     const r = this.model.config.vision.image;
+    if (images.length === 0) return tf.zeros([0, this.model.config.embed]) as tf.Tensor2D;
     const parts: tf.Tensor2D[] = [];
     for (let i = 0; i < images.length; i += this.batchSize) {
       parts.push(tf.tidy(() => l2normalize(this.model.encodeImage(clipPreprocessBatch(images.slice(i, i + this.batchSize), r, this.convention)))));
@@ -99,24 +115,25 @@ export class ClipScorer {
   async scoreMany(requests: ScoreRequest[], opts: { truncate?: boolean } = {}): Promise<(ScoreResult | null)[][]> {
     const images: ImageU8[] = [];
     for (const r of requests) images.push(typeof r.image === 'string' ? await loadImage(r.image) : r.image);
-    const rois = requests.map((r, i) => {
-      const [x1, y1, x2, y2] = clipBoxToImage(r.box, images[i].width, images[i].height);
-      return crop(images[i], x1, y1, x2, y2);
-    });
+    const rois = requests.map((r, i) => scorerRoi(images[i], r.box));
     const flat: { req: number; idx: number; text: string }[] = [];
     requests.forEach((r, i) => r.texts.forEach((t, j) => {
       if (opts.truncate || this.fits(t)) flat.push({ req: i, idx: j, text: t });
     }));
     const out: (ScoreResult | null)[][] = requests.map(r => r.texts.map(() => null));
     if (flat.length === 0) return out;
-    const roiEmb = this.embedImages(rois);
+    const cropped = rois.flatMap((r, i) => (r ? [i] : []));
+    const roiEmb = this.embedImages(cropped.map(i => rois[i]!));
     const aoiEmb = this.embedImages(images);
     const txtEmb = this.embedTexts(flat.map(f => f.text), opts.truncate ?? false);
-    const [roi, aoi, txt] = [roiEmb.arraySync(), aoiEmb.arraySync(), txtEmb.arraySync()];
+    const [roiRows, aoi, txt] = [roiEmb.arraySync(), aoiEmb.arraySync(), txtEmb.arraySync()];
     for (const t of [roiEmb, aoiEmb, txtEmb]) t.dispose();
+    const roi: (number[] | null)[] = rois.map(() => null);
+    cropped.forEach((i, k) => (roi[i] = roiRows[k]));
     const dot = (a: number[], b: number[]) => a.reduce((s, v, k) => s + v * b[k], 0);
     flat.forEach((f, k) => {
-      const s1 = dot(txt[k], roi[f.req]);
+      const r = roi[f.req];
+      const s1 = r ? dot(txt[k], r) : 0;
       const s2 = dot(txt[k], aoi[f.req]);
       out[f.req][f.idx] = { s1, s2, snr: s1 / s2 };
     });

@@ -1,16 +1,21 @@
 /**
- * OpenAI CLIP's tokenizer (clip/simple_tokenizer.py): text cleanup (ftfy's default fixes for
- * well-formed text, html unescape twice, whitespace collapse, lower-case), the regex split,
- * byte-level BPE, start 49406 / end 49407, and `tokenize(texts, 77, truncate)` that keeps the
- * end token. The vocabulary comes from OpenAI's bpe_simple_vocab_16e6.txt.gz or from a
- * Hugging Face tokenizer (tokenizer.json, or vocab.json + merges.txt); both give the same ids.
+ * CLIP's byte-level BPE tokenizer, start 49406 / end 49407, and `tokenize(texts, 77, truncate)`
+ * that keeps the end token. Two text paths (`normalization`):
+ * - 'openai' (clip/simple_tokenizer.py, clip.tokenize): ftfy's default fixes for well-formed
+ *   text, html unescape twice, Python-whitespace collapse and strip, lower-case, the regex split
+ *   (special tokens matched after that cleanup);
+ * - 'hf' (transformers' CLIPTokenizerFast, what DPAD's CLIPProcessor runs): the special tokens
+ *   are split off the raw text first (case-sensitive), then NFC, runs of Oniguruma `\s` -> ' ',
+ *   per-character lower-case, and the same split with Oniguruma's `\s`; no ftfy, no html unescape.
+ * The vocabulary comes from OpenAI's bpe_simple_vocab_16e6.txt.gz or from a Hugging Face
+ * tokenizer (tokenizer.json, or vocab.json + merges.txt); both give the same ids.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { decodeHTML } from 'entities';
 import { bytePairs } from '../../io/byte_alphabet.ts';
-import { PY_WHITESPACE } from '../../rewards/pycompat.ts';
+import { ONIG_WHITESPACE, PY_WHITESPACE } from './text.ts';
 
 export const SOT = '<|startoftext|>';
 export const EOT = '<|endoftext|>';
@@ -24,6 +29,11 @@ const BYTE_ENCODER: string[] = (() => {
 })();
 const WS = `[${PY_WHITESPACE}]`;
 const PAT = new RegExp(`<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${PY_WHITESPACE}\\p{L}\\p{N}]+`, 'giu');
+/** CLIPTokenizerFast's Split pre-tokenizer (case-sensitive; its `\\s` is Oniguruma's) */
+const PAT_HF = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${ONIG_WHITESPACE}\\p{L}\\p{N}]+`, 'gu');
+const SPECIAL_HF = /<\|startoftext\|>|<\|endoftext\|>/g;
+
+export type TextNormalization = 'openai' | 'hf';
 
 /**
  * The parts of ftfy.fix_text (default settings) that change well-formed text: terminal escapes
@@ -49,15 +59,29 @@ export function cleanText(text: string): string {
   return s.toLowerCase();
 }
 
+/** CLIPTokenizerFast's normalizer: NFC, runs of Oniguruma whitespace -> ' ', lower-case char by char. */
+export function hfNormalize(text: string): string {
+  const s = text.normalize('NFC').replace(new RegExp(`[${ONIG_WHITESPACE}]+`, 'gu'), ' ');
+  let out = '';
+  // Rust lower-cases each char on its own: no final-sigma context, unlike String.toLowerCase
+  for (const c of s) out += c.toLowerCase();
+  return out;
+}
+
 export class ClipTokenizer {
   readonly encoder: Map<string, number>;
   readonly decoder: Map<number, string>;
   private readonly ranks: Map<string, number>;
+  private readonly merges: [string, string][];
   private readonly cache = new Map<string, string>();
   readonly sot: number;
   readonly eot: number;
+  readonly normalization: TextNormalization;
 
-  constructor(vocab: Map<string, number>, merges: [string, string][]) {
+  constructor(vocab: Map<string, number>, merges: [string, string][], opts: { normalization?: TextNormalization } = {}) {
+    this.normalization = opts.normalization ?? 'openai';
+    if (this.normalization !== 'openai' && this.normalization !== 'hf') throw new Error(`clip tokenizer: normalization '${String(this.normalization)}' is not 'openai' or 'hf'`);
+    this.merges = merges;
     this.encoder = vocab;
     this.decoder = new Map([...vocab].map(([k, v]) => [v, k]));
     this.ranks = new Map(merges.map(([a, b], i) => [`${a} ${b}`, i]));
@@ -70,8 +94,13 @@ export class ClipTokenizer {
     this.cache.set(EOT, EOT);
   }
 
+  /** The same vocabulary with the other text path. */
+  withNormalization(normalization: TextNormalization): ClipTokenizer {
+    return normalization === this.normalization ? this : new ClipTokenizer(this.encoder, this.merges, { normalization });
+  }
+
   /** From OpenAI's bpe_simple_vocab_16e6.txt.gz: 48894 merges, vocabulary derived as the reference does. */
-  static fromBpeFile(file: string): ClipTokenizer {
+  static fromBpeFile(file: string, opts: { normalization?: TextNormalization } = {}): ClipTokenizer {
     let text: string;
     try {
       text = zlib.gunzipSync(fs.readFileSync(file)).toString('utf8');
@@ -82,11 +111,11 @@ export class ClipTokenizer {
     const merges = lines.slice(1, 49152 - 256 - 2 + 1).map(l => l.split(' ') as [string, string]);
     const base = BYTE_PAIRS.map(([, c]) => c);
     const vocab = [...base, ...base.map(v => v + '</w>'), ...merges.map(m => m.join('')), SOT, EOT];
-    return new ClipTokenizer(new Map(vocab.map((t, i) => [t, i])), merges);
+    return new ClipTokenizer(new Map(vocab.map((t, i) => [t, i])), merges, opts);
   }
 
   /** From a Hugging Face tokenizer directory or file: tokenizer.json, or vocab.json + merges.txt. */
-  static fromHF(p: string): ClipTokenizer {
+  static fromHF(p: string, opts: { normalization?: TextNormalization } = {}): ClipTokenizer {
     const dir = fs.statSync(p).isDirectory() ? p : path.dirname(p);
     const tj = fs.statSync(p).isDirectory() ? path.join(dir, 'tokenizer.json') : p;
     if (fs.existsSync(tj) && tj.endsWith('.json') && path.basename(tj) !== 'vocab.json') {
@@ -94,14 +123,14 @@ export class ClipTokenizer {
       const model = j.model ?? {};
       if (model.type !== 'BPE' || !model.vocab || !model.merges) throw new Error(`${tj}: not a BPE tokenizer.json`);
       const merges = (model.merges as (string | [string, string])[]).map(m => (typeof m === 'string' ? (m.split(' ') as [string, string]) : m));
-      return new ClipTokenizer(new Map(Object.entries(model.vocab as Record<string, number>)), merges);
+      return new ClipTokenizer(new Map(Object.entries(model.vocab as Record<string, number>)), merges, opts);
     }
     const vj = path.join(dir, 'vocab.json');
     const mt = path.join(dir, 'merges.txt');
     if (!fs.existsSync(vj) || !fs.existsSync(mt)) throw new Error(`${dir}: no tokenizer.json, and no vocab.json + merges.txt`);
     const vocab = new Map(Object.entries(JSON.parse(fs.readFileSync(vj, 'utf8')) as Record<string, number>));
     const merges = fs.readFileSync(mt, 'utf8').split('\n').filter(l => l && !l.startsWith('#version')).map(l => l.split(' ') as [string, string]);
-    return new ClipTokenizer(vocab, merges);
+    return new ClipTokenizer(vocab, merges, opts);
   }
 
   private bpe(token: string): string {
@@ -140,21 +169,40 @@ export class ClipTokenizer {
     return out;
   }
 
-  /** Token ids of a text, without start/end tokens. */
+  private encodeWord(word: string, text: string, ids: number[]): void {
+    const bytes = new TextEncoder().encode(word);
+    let t = '';
+    for (const b of bytes) t += BYTE_ENCODER[b];
+    for (const piece of this.bpe(t).split(' ')) {
+      const id = this.encoder.get(piece);
+      if (id === undefined) throw new Error(`clip tokenizer: piece '${piece}' of ${JSON.stringify(text)} is not in the vocabulary`);
+      ids.push(id);
+    }
+  }
+
+  /** Token ids of a text, without start/end tokens, by this tokenizer's text path. */
   encode(text: string): number[] {
     const ids: number[] = [];
-    const clean = cleanText(text);
-    for (const m of clean.matchAll(PAT)) {
-      const bytes = new TextEncoder().encode(m[0]);
-      let t = '';
-      for (const b of bytes) t += BYTE_ENCODER[b];
-      for (const piece of this.bpe(t).split(' ')) {
-        const id = this.encoder.get(piece);
-        if (id === undefined) throw new Error(`clip tokenizer: piece '${piece}' of ${JSON.stringify(text)} is not in the vocabulary`);
-        ids.push(id);
-      }
+    if (this.normalization === 'openai') {
+      for (const m of cleanText(text).matchAll(PAT)) this.encodeWord(m[0], text, ids);
+      return ids;
     }
+    let last = 0;
+    const segment = (s: string) => {
+      for (const m of hfNormalize(s).matchAll(PAT_HF)) this.encodeWord(m[0], text, ids);
+    };
+    for (const m of text.matchAll(SPECIAL_HF)) {
+      segment(text.slice(last, m.index));
+      ids.push(m[0] === SOT ? this.sot : this.eot);
+      last = m.index! + m[0].length;
+    }
+    segment(text.slice(last));
     return ids;
+  }
+
+  /** [sot] + ids + [eot], unpadded and uncut, as CLIPProcessor(text=[t]) returns input_ids[0]. */
+  ids(text: string): number[] {
+    return [this.sot, ...this.encode(text), this.eot];
   }
 
   /** Number of tokens with start and end tokens, as the 77-token rule counts them. */

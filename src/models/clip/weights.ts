@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadModel } from '../../io/checkpoint.ts';
+import { loadModel, openCheckpoint } from '../../io/checkpoint.ts';
 import { toTensor, type TensorSource } from '../../io/source.ts';
 import { clipConfigFrom, type ClipConfig } from './config.ts';
 import { ClipModel } from './model.ts';
@@ -88,6 +88,38 @@ export function clipTensors(src: TensorSource, layout: ClipLayout = detectLayout
   return out;
 }
 
+/**
+ * The configuration of an OpenAI-layout state dict, read off its shapes as openai/CLIP's
+ * build_model does (ViT image towers only): widths from conv1 / ln_final, patch from conv1,
+ * resolution = patch x round(sqrt(positions - 1)), layer counts from the resblock keys,
+ * heads = width // 64, MLP 4 x width.
+ */
+export function clipConfigFromOpenAIWeights(src: TensorSource): ClipConfig {
+  const keys = src.keys();
+  const shape = (k: string): number[] => {
+    if (!src.has(k)) throw new Error(`${src.path}: OpenAI CLIP weights lack '${k}', so the configuration cannot be read off them (pass a config)`);
+    return src.meta(k).shape;
+  };
+  if (keys.some(k => k.startsWith('visual.layer1.'))) throw new Error(`${src.path}: a ModifiedResNet image tower (visual.layer1.*) is not supported; only ViT CLIP models are`);
+  const conv = shape('visual.conv1.weight'); // [W, 3, P, P]
+  const vw = conv[0];
+  const patch = conv[conv.length - 1];
+  const grid = Math.round(Math.sqrt(shape('visual.positional_embedding')[0] - 1));
+  const tw = shape('ln_final.weight')[0];
+  const count = (re: RegExp) => new Set(keys.flatMap(k => { const m = re.exec(k); return m ? [m[1]] : []; })).size;
+  const heads = (w: number, what: string) => {
+    const h = Math.floor(w / 64);
+    if (h < 1) throw new Error(`${src.path}: ${what} width ${w} gives ${h} heads by build_model's width // 64 (pass a config)`);
+    return h;
+  };
+  return {
+    embed: shape('text_projection')[1],
+    vision: { image: patch * grid, patch, width: vw, layers: count(/^visual\.transformer\.resblocks\.(\d+)\.attn\.in_proj_weight$/), heads: heads(vw, 'vision'), mlp: 4 * vw },
+    text: { context: shape('positional_embedding')[0], vocab: shape('token_embedding.weight')[0], width: tw, layers: count(/^transformer\.resblocks\.(\d+)\./), heads: heads(tw, 'text'), mlp: 4 * tw },
+    eps: 1e-5,
+  };
+}
+
 /** Load weights into a model; every problem is reported at once (LoadError). */
 export function loadClipWeights(model: ClipModel, src: TensorSource, layout?: ClipLayout): void {
   const tensors = clipTensors(src, layout);
@@ -107,17 +139,30 @@ export function loadClipWeights(model: ClipModel, src: TensorSource, layout?: Cl
 }
 
 /**
- * Load a CLIP model from a directory: `config.json` (HF, OpenAI or dpad layout) plus
- * model.safetensors / weights.safetensors / pytorch_model.bin, or a file with an explicit config.
+ * The configuration of a CLIP checkpoint: `config` when given; else config.json beside the
+ * weights (HF, OpenAI or dpad layout); else, for OpenAI-layout weights, read off the shapes.
  */
-export function loadClip(dirOrFile: string, config?: ClipConfig): ClipModel {
+export function resolveClipConfig(dirOrFile: string, config?: ClipConfig | Record<string, unknown>): ClipConfig {
+  if (config) return clipConfigFrom(config as Record<string, unknown>, 'config');
+  if (!fs.existsSync(dirOrFile)) throw new Error(`${dirOrFile}: no such CLIP model directory or weights file`);
   const isDir = fs.statSync(dirOrFile).isDirectory();
-  let cfg = config;
-  if (!cfg) {
-    const cfgFile = path.join(isDir ? dirOrFile : path.dirname(dirOrFile), 'config.json');
-    if (!fs.existsSync(cfgFile)) throw new Error(`${cfgFile}: no config.json beside the CLIP weights (pass a config)`);
-    cfg = clipConfigFrom(JSON.parse(fs.readFileSync(cfgFile, 'utf8')), cfgFile);
+  const cfgFile = path.join(isDir ? dirOrFile : path.dirname(dirOrFile), 'config.json');
+  if (fs.existsSync(cfgFile)) return clipConfigFrom(JSON.parse(fs.readFileSync(cfgFile, 'utf8')), cfgFile);
+  const src = openCheckpoint(dirOrFile);
+  try {
+    if (detectLayout(src) === 'hf') throw new Error(`${cfgFile}: no config.json beside the Hugging Face CLIP weights ${src.path} (pass a config)`);
+    return clipConfigFromOpenAIWeights(src);
+  } finally {
+    src.close();
   }
-  const c = cfg;
+}
+
+/**
+ * Load a CLIP model from a model directory (config.json + model.safetensors /
+ * pytorch_model.bin / weights.safetensors) or a weights file; the configuration as
+ * resolveClipConfig finds it.
+ */
+export function loadClip(dirOrFile: string, config?: ClipConfig | Record<string, unknown>): ClipModel {
+  const c = resolveClipConfig(dirOrFile, config);
   return loadModel(dirOrFile, () => new ClipModel(c), loadClipWeights);
 }
