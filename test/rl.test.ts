@@ -86,4 +86,11 @@ test('the loss: on-policy ratio 1 gives -mean(A); low_var_kl is clamped', () => 
   assert.ok(Math.abs(withEnt.loss.dataSync()[0] - (-(1 / 3) - 0.5)) < 1e-6);
 });
 
+test("kl type 'abs' has torch's gradient: 0 where logp equals ref, the sign elsewhere", () => {
+  const ref = tf.tensor1d([0.5, 0.5, 0.5]);
+  const g = tf.grad((x: tf.Tensor) => tf.sum(klPenalty(x, ref, 'abs')))(tf.tensor1d([0.5, 1, 0]));
+  assert.equal(Array.from(g.dataSync()), [0, 1, -1]);
+  assert.equal(Array.from(klPenalty(tf.tensor1d([0.5, 1, 0]), ref, 'abs').dataSync()), [0, 0.5, 0.5]);
+});
+
 test.run();

@@ -10,7 +10,8 @@ import { GrpoTrainer } from '../src/rl/trainer.ts';
 import { tinyPolicy, tinyScorer, worldDataset } from './helpers/world.ts';
 
 const cfg = (outDir: string) => trainConfig({
-  seed: 3, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 6, microBatch: 2, lr: 1e-3, steps: 3, checkpointEvery: 1, outDir,
+  // microBatch and freezeVision: the defaults (1, false)
+  seed: 3, promptsPerStep: 2, samplesPerPrompt: 2, maxResponseTokens: 6, lr: 1e-3, steps: 3, checkpointEvery: 1, outDir,
 });
 
 function snapshot(m: { namedParameters(): Map<string, tf.Variable> }): Map<string, Float32Array> {
@@ -37,9 +38,26 @@ test('two GRPO steps end to end: finite loss, parameters change, no tensors leak
   let changed = 0;
   for (const [k, v] of before) if (v.some((x, i) => x !== after.get(k)![i])) changed++;
   assert.ok(changed > 0, 'some parameters changed');
+  // the default trains the whole policy, the vision tower included (as the released run)
   const vis = [...before.keys()].filter(k => k.startsWith('visual.'));
-  assert.ok(vis.every(k => before.get(k)!.every((x, i) => x === after.get(k)![i])), 'the frozen vision tower is untouched');
+  assert.ok(vis.length > 0);
+  assert.ok(vis.some(k => before.get(k)!.some((x, i) => x !== after.get(k)![i])), 'the vision tower is trained by default');
   policy.model.dispose(); reference.dispose(); scorer.dispose(); t.optimizer.dispose();
+});
+
+test('freezeVision: true keeps the vision tower untouched while the decoder trains', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-frozen-'));
+  const { policy, reference } = tinyPolicy(4);
+  const t = new GrpoTrainer({ config: { ...cfg(out), steps: 1, freezeVision: true, rewards: { ...cfg(out).rewards, variant: 'baseline' } }, policy, reference, scorer: null, data: worldDataset(4) });
+  const before = snapshot(policy.model);
+  const log = await t.trainStep();
+  assert.is(log.skipped, null);
+  const after = snapshot(policy.model);
+  const keys = [...before.keys()];
+  const moved = (k: string) => before.get(k)!.some((x, i) => x !== after.get(k)![i]);
+  assert.ok(keys.filter(k => k.startsWith('visual.')).every(k => !moved(k)), 'the frozen vision tower is untouched');
+  assert.ok(keys.filter(k => !k.startsWith('visual.')).some(moved), 'the decoder is trained');
+  policy.model.dispose(); reference.dispose(); t.optimizer.dispose();
 });
 
 test('a run killed after a checkpoint resumes to the same parameters as an uninterrupted run', async () => {
@@ -103,8 +121,12 @@ test('configuration is checked and the dpad reward requires a scorer', () => {
   assert.throws(() => trainConfig({ lr: -1 }), /'lr' must be a number >= 0/);
   const { policy, reference } = tinyPolicy(3);
   assert.throws(() => new GrpoTrainer({ config: trainConfig({}), policy, reference, scorer: null, data: worldDataset(2) }), /needs a CLIP scorer/);
+  assert.throws(() => trainConfig({ promptsPerStep: 3, samplesPerPrompt: 2, microBatch: 4 }), /'microBatch' \(4\) must divide promptsPerStep x samplesPerPrompt \(6\), as veRL requires/);
+  assert.throws(() => trainConfig({ stepCount: 'all' as 'epoch' }), /'stepCount' must be 'verl' or 'epoch' \(got "all"\)/);
   const d = trainConfig({});
   assert.is(d.promptsPerStep, 16); assert.is(d.samplesPerPrompt, 8); assert.is(d.lr, 1e-6); assert.is(d.klCoef, 5e-3);
+  // the released run's: micro-batch 1, the whole policy trained, len(dataloader) - 1 updates
+  assert.is(d.microBatch, 1); assert.is(d.freezeVision, false); assert.is(d.stepCount, 'verl'); assert.is(d.steps, null);
   policy.model.dispose(); reference.dispose();
 });
 

@@ -1,3 +1,5 @@
 export * from './adamw.ts';
 export * from './advantages.ts';
 export * from './loss.ts';
+export * from './actor.ts';
+export * from './update.ts';

@@ -45,7 +45,11 @@ export function klPenalty(logProbs: tf.Tensor, refLogProbs: tf.Tensor, type: KlT
   return tf.tidy(() => {
     switch (type) {
       case 'kl': return tf.sub(logProbs, refLogProbs);
-      case 'abs': return tf.abs(tf.sub(logProbs, refLogProbs));
+      case 'abs': {
+        // |d| as d * sign(d): torch's abs has gradient 0 at 0 (tfjs's abs gives -1 there)
+        const d = tf.sub(logProbs, refLogProbs);
+        return tf.mul(d, tf.sign(d));
+      }
       case 'mse': return tf.mul(0.5, tf.square(tf.sub(logProbs, refLogProbs)));
       case 'low_var_kl': {
         const kl = tf.sub(refLogProbs, logProbs);
@@ -68,12 +72,16 @@ export const DEFAULT_GRPO_LOSS: GrpoLossConfig = { clipRatio: 0.2, klCoef: 5e-3,
 export interface GrpoLoss extends PolicyLossParts {
   kl: tf.Tensor;
   klLoss: tf.Scalar;
+  /** masked mean of the entropy (kept outside any enclosing tidy: the caller disposes it); null when no entropy was given */
   entropyLoss: tf.Scalar | null;
-  /** pg_loss - entropy_coef * entropy + kl_coef * kl_loss */
+  /** pg_loss - entropy_coef * entropy_loss + kl_coef * kl_loss */
   loss: tf.Scalar;
 }
 
-/** The full objective for one micro-batch; `entropy` [B, T] may be null (no bonus). */
+/**
+ * The objective of one micro-batch, every term a masked mean over its tokens;
+ * `entropy` [B, T] may be null (no bonus). With no reference the KL term is 0.
+ */
 export function grpoLoss(
   inputs: { logProbs: tf.Tensor; oldLogProbs: tf.Tensor; refLogProbs: tf.Tensor | null; advantages: tf.Tensor; mask: tf.Tensor; entropy?: tf.Tensor | null },
   config: Partial<GrpoLossConfig> = {},
@@ -83,13 +91,14 @@ export function grpoLoss(
   const out = tf.tidy(() => {
     const parts = policyLoss(inputs.logProbs, inputs.oldLogProbs, inputs.advantages, inputs.mask, c.clipRatio);
     let loss: tf.Tensor = parts.pgLoss;
-    if (inputs.entropy && c.entropyCoef !== 0) {
-      entropyLoss = tf.keep(maskedMean(inputs.entropy, inputs.mask));
-      loss = tf.sub(loss, tf.mul(c.entropyCoef, entropyLoss));
+    if (inputs.entropy) {
+      const e = tf.keep(maskedMean(inputs.entropy, inputs.mask));
+      entropyLoss = e;
+      if (c.entropyCoef !== 0) loss = tf.sub(loss, tf.mul(e, c.entropyCoef));
     }
     const kl = inputs.refLogProbs ? klPenalty(inputs.logProbs, inputs.refLogProbs, c.klType) : tf.zerosLike(inputs.logProbs);
     const klLoss = maskedMean(kl, inputs.mask);
-    if (inputs.refLogProbs && c.klCoef !== 0) loss = tf.add(loss, tf.mul(c.klCoef, klLoss));
+    if (inputs.refLogProbs && c.klCoef !== 0) loss = tf.add(loss, tf.mul(klLoss, c.klCoef));
     return { ...parts, kl, klLoss, loss: loss as tf.Scalar };
   });
   return { ...out, entropyLoss };

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import type { ImageU8 } from '../io/resample.ts';
-import { generate, sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
+import { generate } from '../models/qwen2_5_vl/generate.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { encodePrompt, type Policy } from '../pipeline/policy.ts';
 import { componentsOf, computeReward, type RewardComponent } from '../rewards/composite.ts';
@@ -21,8 +21,8 @@ import { writePlot } from '../util/plot.ts';
 import { AdamW, clipGradNorm } from './adamw.ts';
 import { groupAdvantages } from './advantages.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-import type { TrainConfig } from './config.ts';
-import { grpoLoss } from './loss.ts';
+import { defaultStepCount, type TrainConfig } from './config.ts';
+import { policyGradients } from './update.ts';
 
 /** One training prompt: an image, a query and the ground truth in the policy's frame. */
 export interface TrainSample {
@@ -100,9 +100,9 @@ export class GrpoTrainer {
     this.shuffle();
   }
 
-  /** total steps: configured, or one epoch */
+  /** total updates: configured, or what `stepCount` gives for one pass (the released run: len(dataloader) - 1) */
   get totalSteps(): number {
-    return this.config.steps ?? Math.max(1, Math.floor(this.data.size / this.config.promptsPerStep));
+    return this.config.steps ?? defaultStepCount(this.data.size, this.config.promptsPerStep, this.config.stepCount);
   }
 
   private shuffle(): void {
@@ -204,47 +204,17 @@ export class GrpoTrainer {
       }
       const adv = groupAdvantages(rollouts.map(r => r.reward), rollouts.map(r => r.prompt));
       const t2 = performance.now();
-      // ---- loss and gradients, accumulated over micro-batches (one PPO epoch: logp_old = logp detached);
-      // every log-prob is of softmax(logits / temperature), the distribution the rollouts were drawn from (as veRL)
+      // ---- loss and gradients: dp_actor.update_policy over micro-batches of `microBatch` responses
+      // (one PPO epoch: logp_old is recomputed just before, so the ratio is 1); every log-prob is of
+      // softmax(logits / temperature), the distribution the rollouts were drawn from (as veRL)
       const vars = [...model.trainableParameters()];
-      const grads = new Map<string, tf.Tensor>();
-      const nMicro = Math.ceil(rollouts.length / c.microBatch);
-      let lossSum = 0, pgSum = 0, klSum = 0, entSum = 0, cfSum = 0, pkSum = 0;
-      let skipped: string | null = null;
-      for (let mb = 0; mb < nMicro; mb++) {
-        const items = rollouts.slice(mb * c.microBatch, (mb + 1) * c.microBatch);
+      const pg = policyGradients(model, this.reference, rollouts.length, (start, size) => {
+        const items = rollouts.slice(start, start + size);
         const batch = this.packBatch(items, prompts, pad);
-        try {
-          const ref = this.reference && c.klCoef > 0 ? tf.tidy(() => sequenceLogProbs(this.reference!, batch.seq, { temperature: c.temperature }).logProbs) : null;
-          const old = tf.tidy(() => sequenceLogProbs(model, batch.seq, { temperature: c.temperature }).logProbs);
-          const advT = tf.tensor2d(batch.adv(adv), [items.length, 1]);
-          const mask = tf.tensor2d(batch.mask, [items.length, batch.seq.responseLength]);
-          let parts: { pg: number; kl: number; ent: number; cf: number; pk: number; loss: number } = { pg: 0, kl: 0, ent: 0, cf: 0, pk: 0, loss: 0 };
-          const { value, grads: g } = tf.variableGrads(() => {
-            const lp = sequenceLogProbs(model, batch.seq, { temperature: c.temperature, entropy: c.entropyCoef > 0 });
-            const out = grpoLoss({ logProbs: lp.logProbs, oldLogProbs: old, refLogProbs: ref, advantages: tf.mul(advT, mask), mask, entropy: lp.entropy }, c);
-            parts = {
-              pg: out.pgLoss.dataSync()[0], kl: out.klLoss.dataSync()[0], ent: out.entropyLoss?.dataSync()[0] ?? 0,
-              cf: out.clipFrac.dataSync()[0], pk: out.ppoKl.dataSync()[0], loss: out.loss.dataSync()[0],
-            };
-            out.entropyLoss?.dispose();
-            lp.entropy?.dispose();
-            return tf.div(out.loss, nMicro) as tf.Scalar;
-          }, vars.map(([, v]) => v));
-          value.dispose();
-          const byVar = new Map(vars.map(([n, v]) => [v.name, n]));
-          for (const [vn, t] of Object.entries(g)) {
-            const n = byVar.get(vn)!;
-            const prev = grads.get(n);
-            if (prev) { grads.set(n, tf.add(prev, t)); prev.dispose(); t.dispose(); } else grads.set(n, t);
-          }
-          tf.dispose([advT, mask, old, ...(ref ? [ref] : [])]);
-          lossSum += parts.loss / nMicro; pgSum += parts.pg / nMicro; klSum += parts.kl / nMicro; entSum += parts.ent / nMicro; cfSum += parts.cf / nMicro; pkSum += parts.pk / nMicro;
-          if (!Number.isFinite(parts.loss)) skipped = `non-finite loss ${parts.loss} in micro-batch ${mb}`;
-        } finally {
-          batch.dispose();
-        }
-      }
+        return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), dispose: batch.dispose };
+      }, c);
+      const grads = pg.grads;
+      let skipped: string | null = pg.nonFinite;
       const t3 = performance.now();
       // ---- update
       let gradNorm = NaN;
@@ -265,7 +235,7 @@ export class GrpoTrainer {
         step: this.step, epoch: this.epoch,
         reward: { ...rw, components: comps },
         advantage: { ...meanStd(advs), min: Math.min(...advs), max: Math.max(...advs) },
-        loss: { total: lossSum, pg: pgSum, kl: klSum, entropy: c.entropyCoef > 0 ? entSum : null, clipFrac: cfSum, ppoKl: pkSum },
+        loss: { total: pg.loss, pg: pg.metrics.pgLoss, kl: pg.metrics.klLoss, entropy: pg.metrics.entropyLoss, clipFrac: pg.metrics.clipFrac, ppoKl: pg.metrics.ppoKl },
         gradNorm, skipped,
         responseLength: { mean: meanStd(lens).mean, max: Math.max(...lens) },
         tokensPerSecond: generated / ((t1 - t0) / 1000),
