@@ -80,7 +80,10 @@ test('discriminative rewards: binary, difference and scaled', () => {
   assert.ok(Math.abs(discriminativeReward({ s1: 0.3, s2: 0.2 }, 'difference').value - 0.1) < 1e-12);
   assert.ok(Math.abs(discriminativeReward({ s1: 0.3, s2: 0.2 }, 'scaled').value - 0.03) < 1e-12);
   assert.is(discriminativeReward(null).value, 0);
-  assert.is(discriminativeReward({ s1: 0.3, s2: 0 }).value, 1);
+  // binary is `S2 > 0 and S1/S2 > 1`: S2 <= 0 never scores, whatever S1
+  assert.is(discriminativeReward({ s1: 0.3, s2: 0 }).value, 0);
+  assert.is(discriminativeReward({ s1: 0.3, s2: -0.1 }).value, 0);
+  assert.match(discriminativeReward({ s1: 0.3, s2: 0 }).reason!, /S2 0 <= 0/);
   assert.is(discriminativeReward({ s1: NaN, s2: 0.1 }).value, 0);
 });
 

@@ -1,8 +1,13 @@
 /**
- * Evaluation of the segment pipeline over a list of samples: per-sample records (ids, query,
- * output text, think, caption, box, points, I, U, tokens, S1, S2, TS1, TS2) appended to
- * results.jsonl as they complete (a killed run resumes without counting anything twice), then
- * metrics.json and report.md with the paper-style tables, stratified when labels exist.
+ * Evaluation of the segment pipeline over a list of samples, as the released evaluation records
+ * them (REFERENCE.md 8.2): per-sample records (ids, query, output text, think, caption, box,
+ * points, I, U, counted, tokens, S1, S2, TS1, TS2) appended to results.jsonl as they complete (a
+ * killed run resumes without counting anything twice), then metrics.json and report.md with the
+ * paper-style tables, stratified when labels exist.
+ * - an unparsable output records I = 0, U = |gt| and think `[Error]... {python error}`;
+ * - a parsed output whose prediction and ground truth are both empty (U = 0) is dropped: kept in
+ *   results.jsonl with `counted: false` (so a resumed run skips it) and left out of every metric;
+ * - #Tok counts as get_tokens.py does (option `thinkTokens`, see tokens.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,7 +18,8 @@ import type { Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
 import { evaluationFigures } from './figures.ts';
 import { WorstSamples, type WorstEntry } from './worst.ts';
-import { iouOf, maskArea, maskIntersectionUnion, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
+import { iouOf, METRIC_DEFINITIONS, sampleOutcome, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
+import { countedThink, recordedThink, THINK_TOKEN_COUNTINGS, tokenCountStats, type ThinkTokenCounting } from './tokens.ts';
 
 export interface EvalSample {
   id: string;
@@ -28,6 +34,7 @@ export interface EvalRecord extends SampleRecord {
   id: string;
   query: string;
   text: string;
+  /** the think evaluation.py records: first <think>([^<]+)</think> or '', '[Error]... {e}' for a parse failure */
   think: string | null;
   caption: string | null;
   bbox: number[] | null;
@@ -66,6 +73,21 @@ export interface EvaluateOptions {
   figures?: boolean;
   /** discard an earlier run's results in outDir instead of resuming it (a different model: a retrained policy) */
   fresh?: boolean;
+  /**
+   * #Tok counting: 'released' (default, get_tokens.py: the recorded think, error strings of
+   * unparsable outputs included) or 'response' (the output's own think text only)
+   */
+  thinkTokens?: ThinkTokenCounting;
+}
+
+/** metrics.json: the tables, what each key means, and get_tokens.py's statistics. */
+export function metricsJson(tables: ReturnType<typeof stratifiedTables>, records: readonly EvalRecord[], counting: ThinkTokenCounting = 'released') {
+  const counts = records.flatMap(r => (r.counted !== false && typeof r.tokens === 'number' ? [r.tokens] : []));
+  return {
+    ...tables,
+    think_tokens: { counting, definition: THINK_TOKEN_COUNTINGS[counting], ...(tokenCountStats(counts) ?? { total_think_blocks: 0 }) },
+    definitions: METRIC_DEFINITIONS,
+  };
 }
 
 export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
@@ -80,15 +102,20 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
   writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
   const bar = new Progress(opts.name ?? 'eval', total);
   bar.tick(done.size);
-  const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
+  const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].filter(r => r.counted !== false).map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
   const v = segmenter.policy.viewSize;
+  const counting = opts.thinkTokens ?? 'released';
+  const encode = (t: string) => segmenter.policy.tokenizer.encode(t);
   for await (const s of samples) {
     if (done.has(s.id)) continue;
     const r = await segmenter.segment(s.image, s.query, { maxNewTokens: opts.maxNewTokens });
-    const { i, u } = r.mask ? maskIntersectionUnion(r.mask, s.mask) : { i: 0, u: maskArea(s.mask) };
+    // a parse failure has no mask: I = 0, U = |gt|; a parsed sample with U = 0 is dropped
+    const { i, u, counted } = sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask);
+    const think = recordedThink(r.text, r.parseError);
+    const tokText = countedThink(r.text, r.parseError, counting);
     let s1: number | null = null, s2: number | null = null, ts1: number | null = null, ts2: number | null = null;
     const box = gtBox(s.mask, s.image.width, s.image.height);
-    if (opts.scorer && box) {
+    if (opts.scorer && box && counted) {
       // ROI = the GT-box crop and AOI = the whole image, both of the view the policy saw
       const view = resize(s.image, v, v, 'bilinear');
       const k = [v / s.image.width, v / s.image.height];
@@ -99,17 +126,17 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
       if (r.think !== null && sc[1]) [ts1, ts2] = [sc[1].s1, sc[1].s2];
     }
     const rec: EvalRecord = {
-      id: s.id, query: s.query, text: r.text, think: r.think, caption: r.caption, bbox: r.bbox, points: r.points,
-      i, u, tokens: r.think !== null ? r.thinkTokens : null, s1, s2, ts1, ts2, labels: s.labels, ...(r.reason ? { reason: r.reason } : {}),
+      id: s.id, query: s.query, text: r.text, think, caption: r.caption, bbox: r.bbox, points: r.points,
+      i, u, counted, tokens: counted && tokText ? encode(tokText).length : null, s1, s2, ts1, ts2, labels: s.labels, ...(r.reason ? { reason: r.reason } : {}),
     };
     fs.appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
     done.set(s.id, rec);
-    await worst.add({ id: s.id, query: s.query, iou: iouOf(rec) }, s.image, { mask: r.mask ?? null, bbox: r.bbox, points: r.points, caption: r.caption }, s.mask);
+    if (counted) await worst.add({ id: s.id, query: s.query, iou: iouOf(rec) }, s.image, { mask: r.mask ?? null, bbox: r.bbox, points: r.points, caption: r.caption }, s.mask);
     bar.tick(1);
   }
   const records = [...done.values()];
   const tables = stratifiedTables(records);
-  writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), tables);
+  writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), metricsJson(tables, records, counting));
   const worstList = worst.writeIndex();
   const figures = opts.figures ?? true ? await evaluationFigures(opts.outDir, opts.name ?? 'evaluation', records) : [];
   writeFileAtomic(path.join(opts.outDir, 'report.md'), report(opts.name ?? 'evaluation', tables, records, { figures, worst: worstList }));
@@ -120,16 +147,22 @@ const f1 = (x: number) => (x * 100).toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 
 function row(name: string, t: MetricTable): string {
-  return `| ${name} | ${t.n} | ${f1(t.gIoU)} | ${f1(t.cIoU)} | ${t.tokens.mean.toFixed(1)} | ${f2(t.S1)} | ${f2(t.S2)} | ${t.SNR.toFixed(3)} | ${f2(t.TS1)} | ${f2(t.TS2)} | ${t.TSNR.toFixed(3)} |`;
+  const r3 = (x: number) => x.toFixed(3);
+  return `| ${name} | ${t.n} | ${f1(t.gIoU)} | ${f1(t.cIoU)} | ${t.tokens.mean.toFixed(1)} | ${f2(t.S1)} | ${f2(t.S2)} | ${r3(t.SNR)} | ${r3(t.SNR_ratio_of_means)} | ${f2(t.TS1)} | ${f2(t.TS2)} | ${r3(t.TSNR)} | ${r3(t.TSNR_ratio_of_means)} |`;
 }
 
 export function report(name: string, tables: ReturnType<typeof stratifiedTables>, records: EvalRecord[], extra: { figures?: string[]; worst?: WorstEntry[] } = {}): string {
-  const head = '| split | n | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |\n|---|---|---|---|---|---|---|---|---|---|---|';
-  const lines = [`# ${name}`, '', 'gIoU / cIoU in %, S and TS x100 (cosine), SNR = S1 / S2 of the means, #Tok = think tokens (mean).', '', head, row('all', tables.all)];
+  const head = '| split | n | gIoU | cIoU | #Tok | S1 | S2 | SNR (mean of ratios) | SNR (ratio of means) | TS1 | TS2 | TSNR (mean of ratios) | TSNR (ratio of means) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|';
+  const lines = [
+    `# ${name}`, '',
+    'gIoU / cIoU in %, S and TS x100 (cosine). SNR (mean of ratios) = mean over samples of S1_i / S2_i; SNR (ratio of means) = mean S1 / mean S2; TSNR likewise. #Tok = think tokens (mean).', '',
+    head, row('all', tables.all),
+  ];
   for (const [key, groups] of Object.entries(tables.strata)) for (const [v, t] of Object.entries(groups)) lines.push(row(`${key}: ${v}`, t));
   const failed = records.filter(r => r.reason).length;
+  const dropped = records.filter(r => r.counted === false).length;
   const tk = tables.all.tokens;
-  lines.push('', `Think tokens: mean ${tk.mean.toFixed(1)}, std ${tk.std.toFixed(1)}, median ${tk.median}, min ${tk.min}, max ${tk.max}.`, `Responses without a usable answer: ${failed} of ${records.length}.`, '');
+  lines.push('', `Think tokens: mean ${tk.mean.toFixed(1)}, std ${tk.std.toFixed(1)}, median ${tk.median}, min ${tk.min}, max ${tk.max}.`, `Responses without a usable answer: ${failed} of ${records.length}.`, `Dropped (parsed, prediction and ground truth both empty, as the released evaluation drops them): ${dropped}.`, '');
   if (extra.figures?.length) lines.push('## Think tokens', '', ...extra.figures.map(f => `![${f}](${f})`), '');
   if (extra.worst?.length) {
     lines.push(`## The ${extra.worst.length} worst samples`, '', '| id | IoU | query |', '|---|---|---|');

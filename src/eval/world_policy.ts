@@ -13,7 +13,7 @@ import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
 import type { Policy } from '../pipeline/policy.ts';
 import { Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
-import { giouCiou, maskArea, maskIntersectionUnion } from './metrics.ts';
+import { giouCiou, sampleOutcome, type SampleOutcome } from './metrics.ts';
 
 export interface WorldPolicyReport {
   split: Split;
@@ -33,7 +33,7 @@ export async function evaluateOnWorld(policy: Policy, sam: Sam2Image, scorer: Ca
   const sums: Record<string, number> = {};
   let reward = 0;
   let tokens = 0;
-  const iu: { i: number; u: number }[] = [];
+  const iu: SampleOutcome[] = [];
   const bar = opts.quiet ? null : new Progress(`eval ${split}`, n);
   const v = policy.viewSize;
   try {
@@ -46,7 +46,7 @@ export async function evaluateOnWorld(policy: Policy, sam: Sam2Image, scorer: Ca
       const rw = computeReward(parsed, gt, sc, opts.rewards);
       reward += rw.total;
       for (const [k, c] of Object.entries(rw.components)) sums[k] = (sums[k] ?? 0) + c!.value;
-      iu.push(r.mask ? maskIntersectionUnion(r.mask, s.mask) : { i: 0, u: maskArea(s.mask) });
+      iu.push(sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask));
       tokens += r.tokens;
       bar?.tick();
     }

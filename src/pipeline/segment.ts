@@ -1,15 +1,19 @@
 /**
- * segment(image, query): the SPEC section 1 flow. The policy sees the image resized to its
- * square view (840 x 840), generates <think>/<answer>/<caption>; the answer's box and points are
- * scaled back to the image and given to SAM2 (box + both points, labels 1, 1, multimask); the mask
- * with the highest score is the result. A response that does not parse is a result with a reason.
+ * segment(image, query): the released evaluation's flow (REFERENCE.md 4.2, 8.2). The policy sees
+ * the image resized to its square view (840 x 840) and generates <think>/<answer>/<caption>; the
+ * answer is read by the evaluation parser (rewards/extract.ts: first key containing 'bbox', first
+ * two containing 'points') and scaled back with round(int(v) * W / 840), Python's half-to-even
+ * round, NOT clamped to the image; box and points go to SAM2 (labels 1, 1, multimask) and the mask
+ * with the highest score is the result. A response that does not parse is a result with a reason
+ * (and `parseError`, the Python error text the evaluation records).
  */
 import type { ImageU8 } from '../io/resample.ts';
 import { generate } from '../models/qwen2_5_vl/generate.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
-import { parseResponse, type ParsedResponse } from '../rewards/parse.ts';
-import { pyGet, pyIndex, pyInt, pyNumber } from '../rewards/pycompat.ts';
+import { extractPrediction } from '../rewards/extract.ts';
+import { parseResponse } from '../rewards/parse.ts';
+import { PyError } from '../rewards/pycompat.ts';
 import { encodePrompt, type Policy } from './policy.ts';
 
 export interface SegmentResult {
@@ -18,7 +22,7 @@ export interface SegmentResult {
   think: string | null;
   answer: string | null;
   caption: string | null;
-  /** in image pixels, rounded */
+  /** in image pixels: round(int(v) * W / view), may lie outside the image */
   bbox: [number, number, number, number] | null;
   points: [[number, number], [number, number]] | null;
   /** binary mask at the image's size (null when nothing could be segmented) */
@@ -32,6 +36,8 @@ export interface SegmentResult {
   height: number;
   /** why there is no mask */
   reason?: string;
+  /** when the answer does not parse: CPython's str(e) for the released parser's error */
+  parseError?: string;
 }
 
 export interface SegmentOptions {
@@ -39,18 +45,29 @@ export interface SegmentOptions {
   variant?: 'dpad' | 'baseline';
 }
 
-/** box and points of an answer, in the policy frame; null with the reason when they do not parse */
-export function answerGeometry(response: string | ParsedResponse): { box: number[]; points: [number[], number[]] } | { reason: string } {
-  const p = typeof response === 'string' ? parseResponse(response) : response;
-  if (p.json === null) return { reason: p.jsonError ?? 'no JSON answer' };
+/**
+ * Box and points of a response in image pixels (width x height) from a policy that saw a
+ * view x view image: the released evaluation's extract_bbox_points_think with factors W/view,
+ * H/view. Returns the PyError when it does not parse.
+ */
+export function answerGeometry(text: string, width: number, height: number, view = 840): { bbox: [number, number, number, number]; points: [[number, number], [number, number]] } | { error: PyError } {
   try {
-    const b = pyGet(p.json, 'bbox');
-    const box = [0, 1, 2, 3].map(i => pyNumber(pyIndex(b, i, 'bbox'), `bbox[${i}]`));
-    const pt = (k: string) => [pyInt(pyIndex(pyGet(p.json!, k), 0, k), k), pyInt(pyIndex(pyGet(p.json!, k), 1, k), k)];
-    return { box, points: [pt('points_1'), pt('points_2')] };
+    const p = extractPrediction(text, width / view, height / view);
+    return { bbox: p.bbox, points: p.points };
   } catch (e) {
-    return { reason: (e as Error).message };
+    if (e instanceof PyError) return { error: e };
+    throw e;
   }
+}
+
+/**
+ * evaluation.py's `np.argsort(scores)[::-1][0]`: the highest score; among equal scores the last
+ * one (argsort is stable for so few elements and the reversal puts the later index first).
+ */
+export function bestMaskIndex(scores: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i] >= scores[best]) best = i;
+  return best;
 }
 
 export class Segmenter {
@@ -72,7 +89,7 @@ export class Segmenter {
     try {
       gen = generate(this.policy.model, {
         ids, batch: 1, length: ids.length, pixelValues: enc.pixelValues, grids: [enc.grid],
-        maxNewTokens: opts.maxNewTokens ?? 1024, greedy: true, stopTokens: this.policy.stopTokens,
+        maxNewTokens: opts.maxNewTokens ?? 1024, greedy: true, stopTokens: this.policy.stopTokens, repetitionPenalty: this.policy.repetitionPenalty,
       });
     } finally {
       enc.pixelValues.dispose();
@@ -84,21 +101,13 @@ export class Segmenter {
       query, text, think: parsed.think, answer: parsed.answer, caption: parsed.caption, bbox: null, points: null, mask: null, score: null,
       tokens: toks.length, thinkTokens: parsed.think ? this.policy.tokenizer.encode(parsed.think).length : 0, width: W, height: H,
     };
-    const g = answerGeometry(parsed);
-    if ('reason' in g) return { ...base, reason: `answer does not parse: ${g.reason}` };
-    const v = this.policy.viewSize;
-    const sx = W / v;
-    const sy = H / v;
-    const cx = (x: number) => Math.min(Math.max(Math.round(x * sx), 0), W);
-    const cy = (y: number) => Math.min(Math.max(Math.round(y * sy), 0), H);
-    const bbox: [number, number, number, number] = [cx(g.box[0]), cy(g.box[1]), cx(g.box[2]), cy(g.box[3])];
-    const points: [[number, number], [number, number]] = [[cx(g.points[0][0]), cy(g.points[0][1])], [cx(g.points[1][0]), cy(g.points[1][1])]];
-    if (!bbox.every(Number.isFinite)) return { ...base, reason: 'box is not finite' };
+    const g = answerGeometry(text, W, H, this.policy.viewSize);
+    if ('error' in g) return { ...base, reason: `answer does not parse: ${g.error.message}`, parseError: g.error.detail };
+    const { bbox, points } = g;
     this.predictor.setImage(image);
     try {
       const r = this.predictor.predict({ box: bbox, points, labels: [1, 1], multimask: true });
-      let best = 0;
-      r.scores.forEach((s, i) => { if (s > r.scores[best]) best = i; });
+      const best = bestMaskIndex(r.scores);
       return { ...base, bbox, points, mask: r.masks[best], score: r.scores[best] };
     } finally {
       this.predictor.reset();

@@ -148,8 +148,12 @@ export function snr(s: DiscriminativeScores): number {
 }
 
 /**
- * The discriminative reward: binary (paper, default) 1 if S1/S2 > 1; difference max(0, S1-S2);
- * scaled S1 * max(0, S1-S2) (the released seg_clip_reward). Non-finite scores give 0.
+ * The discriminative reward (REFERENCE.md 5.7), a function of S1 (caption vs GT-box crop) and
+ * S2 (caption vs whole image):
+ * - binary (the paper's DPAD, eqs. 4-5; default): 1 if S2 > 0 and S1/S2 > 1, else 0;
+ * - difference (the ablation, inferred): max(0, S1 - S2);
+ * - scaled (what the released code trains, seg_clip_reward): S1 * max(0, S1 - S2).
+ * Non-finite scores give 0; no caption (null) gives 0.
  */
 export function discriminativeReward(s: DiscriminativeScores | null, mode: DiscriminativeMode = 'binary'): RewardValue {
   if (s === null) return zero('no caption, or a caption over 77 CLIP tokens');
@@ -157,8 +161,9 @@ export function discriminativeReward(s: DiscriminativeScores | null, mode: Discr
   const diff = Math.max(0, s.s1 - s.s2);
   switch (mode) {
     case 'binary': {
+      if (!(s.s2 > 0)) return zero(`S2 ${s.s2} <= 0: SNR undefined`);
       const r = snr(s);
-      return r > 1 ? ok(1) : zero(`SNR ${Number.isNaN(r) ? 'nan' : r.toFixed(4)} <= 1`);
+      return r > 1 ? ok(1) : zero(`SNR ${r.toFixed(4)} <= 1`);
     }
     case 'difference':
       return diff > 0 ? ok(diff) : zero('S1 <= S2');

@@ -3,3 +3,4 @@ export * from './composite.ts';
 export * from './parse.ts';
 export { PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';
 export * from './discriminative.ts';
+export * from './extract.ts';

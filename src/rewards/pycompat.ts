@@ -12,12 +12,36 @@ export type PyDict = Map<string, PyValue>;
 
 /** Python's TypeError / KeyError / ValueError, for code paths the reference guards with `except`. */
 export class PyError extends Error {
-  readonly kind: 'TypeError' | 'KeyError' | 'ValueError' | 'IndexError' | 'OverflowError' | 'ZeroDivisionError' | 'JSONDecodeError';
-  constructor(kind: PyError['kind'], message: string) {
-    super(`${kind}: ${message}`);
+  readonly kind: 'TypeError' | 'KeyError' | 'ValueError' | 'IndexError' | 'OverflowError' | 'ZeroDivisionError' | 'JSONDecodeError' | 'UnboundLocalError';
+  /** what CPython 3.11's str(e) prints (the released evaluation records it as `[Error]... {e}`) */
+  readonly detail: string;
+  /**
+   * `detail` is Python's own text; `context` (optional) names the value at fault for our messages:
+   * message = `kind: detail (context)`.
+   */
+  constructor(kind: PyError['kind'], detail: string, context?: string) {
+    super(`${kind}: ${detail}${context ? ` (${context})` : ''}`);
     this.name = 'PyError';
     this.kind = kind;
+    this.detail = detail;
   }
+}
+
+/** repr() of a str: single quotes unless the text holds a single quote and no double quote. */
+export function pyRepr(s: string): string {
+  const q = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = q;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '\\') out += '\\\\';
+    else if (ch === q) out += '\\' + q;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\t') out += '\\t';
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out + q;
 }
 
 /** The characters str.isspace() accepts, which is also what `\s` matches in a str pattern. */
@@ -78,28 +102,28 @@ export function pyLen(v: PyValue | undefined, what: string): number {
   if (typeof v === 'string') return Array.from(v).length;
   if (Array.isArray(v)) return v.length;
   if (v instanceof Map) return v.size;
-  throw new PyError('TypeError', `object of type '${pyTypeName(v)}' (${what}) has no len()`);
+  throw new PyError('TypeError', `object of type '${pyTypeName(v)}' has no len()`, what);
 }
 
 /** v[i] for list and str (code points); a dict raises KeyError (JSON keys are strings) */
 export function pyIndex(v: PyValue | undefined, i: number, what: string): PyValue {
   if (Array.isArray(v)) {
-    if (i >= v.length) throw new PyError('IndexError', `${what}[${i}]: list index out of range`);
+    if (i >= v.length) throw new PyError('IndexError', 'list index out of range', `${what}[${i}]`);
     return v[i];
   }
   if (typeof v === 'string') {
     const cps = Array.from(v);
-    if (i >= cps.length) throw new PyError('IndexError', `${what}[${i}]: string index out of range`);
+    if (i >= cps.length) throw new PyError('IndexError', 'string index out of range', `${what}[${i}]`);
     return cps[i];
   }
-  if (v instanceof Map) throw new PyError('KeyError', `${what}[${i}]`);
-  throw new PyError('TypeError', `'${pyTypeName(v)}' object (${what}) is not subscriptable`);
+  if (v instanceof Map) throw new PyError('KeyError', String(i), `${what}[${i}]`);
+  throw new PyError('TypeError', `'${pyTypeName(v)}' object is not subscriptable`, what);
 }
 
 /** dict[key]: KeyError when absent, TypeError when not a dict */
 export function pyGet(d: PyValue | undefined, key: string): PyValue {
   if (!(d instanceof Map)) throw new PyError('TypeError', `${pyTypeName(d)} is not a dict`);
-  if (!d.has(key)) throw new PyError('KeyError', `'${key}'`);
+  if (!d.has(key)) throw new PyError('KeyError', pyRepr(key));
   return d.get(key)!;
 }
 
@@ -109,17 +133,17 @@ const PY_INT_LITERAL = new RegExp(`^[${PY_WHITESPACE}]*([+-]?)([0-9](?:_?[0-9])*
 export function pyInt(v: PyValue | undefined, what: string): number {
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (typeof v === 'number') {
-    if (Number.isNaN(v)) throw new PyError('ValueError', `cannot convert float NaN to integer (${what})`);
-    if (!Number.isFinite(v)) throw new PyError('OverflowError', `cannot convert float infinity to integer (${what})`);
+    if (Number.isNaN(v)) throw new PyError('ValueError', 'cannot convert float NaN to integer', what);
+    if (!Number.isFinite(v)) throw new PyError('OverflowError', 'cannot convert float infinity to integer', what);
     return Math.trunc(v) + 0; // +0 turns -0 into 0, as int(-0.5) == 0
   }
   if (typeof v === 'string') {
     const m = PY_INT_LITERAL.exec(v);
-    if (!m) throw new PyError('ValueError', `invalid literal for int() with base 10: ${JSON.stringify(v)} (${what})`);
+    if (!m) throw new PyError('ValueError', `invalid literal for int() with base 10: ${pyRepr(v)}`, what);
     const n = Number(m[2].replace(/_/g, ''));
     return m[1] === '-' ? -n + 0 : n;
   }
-  throw new PyError('TypeError', `int() argument must be a string or a number, not '${pyTypeName(v)}' (${what})`);
+  throw new PyError('TypeError', `int() argument must be a string, a bytes-like object or a real number, not '${pyTypeName(v)}'`, what);
 }
 
 /**
@@ -130,8 +154,11 @@ export function pyInt(v: PyValue | undefined, what: string): number {
 export function pyJsonLoads(text: string): PyValue {
   let i = 0;
   const n = text.length;
-  const fail = (msg: string): never => {
-    throw new PyError('JSONDecodeError', `${msg}: char ${i}`);
+  // CPython's JSONDecodeError text: `msg: line L column C (char P)`
+  const fail = (msg: string, pos = i): never => {
+    const line = text.slice(0, pos).split('\n').length;
+    const col = pos - (pos > 0 ? text.lastIndexOf('\n', pos - 1) : -1);
+    throw new PyError('JSONDecodeError', `${msg}: line ${line} column ${col} (char ${pos})`);
   };
   const ws = () => {
     while (i < n) {
@@ -142,20 +169,21 @@ export function pyJsonLoads(text: string): PyValue {
   };
   const NUM = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?/y;
   const parseString = (): string => {
+    const begin = i;
     i++; // opening quote
     let out = '';
     for (;;) {
-      if (i >= n) fail('Unterminated string starting at');
+      if (i >= n) fail('Unterminated string starting at', begin);
       const c = text.charCodeAt(i);
       if (c === 0x22) { i++; return out; }
       if (c === 0x5c) {
         const e = text[i + 1];
-        if (e === undefined) fail('Unterminated string starting at');
+        if (e === undefined) fail('Unterminated string starting at', begin);
         const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
         if (e in simple) { out += simple[e]; i += 2; continue; }
         if (e === 'u') {
           const hex = text.slice(i + 2, i + 6);
-          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('Invalid \\uXXXX escape');
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('Invalid \\uXXXX escape', i + 1);
           out += String.fromCharCode(parseInt(hex, 16));
           i += 6;
           continue;
