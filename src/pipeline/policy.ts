@@ -1,7 +1,8 @@
 /**
  * The policy bundle: the Qwen2.5-VL model with its tokenizer and processor settings, and the
  * encoding of (image, query) into prompt ids. Token ids of the config are checked against the
- * tokenizer when both are loaded.
+ * tokenizer when both are loaded. A checkpoint's generation_config.json, when present, gives the
+ * stop tokens (its eos_token_id) and the repetition penalty, as HF's generate reads them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { resize, type ImageU8 } from '../io/resample.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { chatPrompt, preprocessImage, MAX_PIXELS, MIN_PIXELS } from '../models/qwen2_5_vl/processor.ts';
+import { readGenerationConfig, type GenerationConfig } from '../models/qwen2_5_vl/generation-config.ts';
 import { PolicyTokenizer } from '../models/qwen2_5_vl/tokenizer.ts';
 import type { GridTHW } from '../models/qwen2_5_vl/vision.ts';
 import { loadQwen } from '../models/qwen2_5_vl/weights.ts';
@@ -21,30 +23,55 @@ export interface Policy {
   viewSize: number;
   minPixels: number;
   maxPixels: number;
-  /** ids that end a response */
+  /**
+   * ids that end a response: generation_config.json's eos_token_id when it names any, else
+   * <|im_end|> and config.json's eos_token_id
+   */
   stopTokens: number[];
+  /** generation_config.json's repetition_penalty (1 = none); pass it to generate */
+  repetitionPenalty: number;
 }
 
-export function makePolicy(model: Qwen2_5_VL, tokenizer: PolicyTokenizer, opts: { viewSize?: number; minPixels?: number; maxPixels?: number } = {}): Policy {
+export interface PolicyOptions {
+  viewSize?: number;
+  minPixels?: number;
+  maxPixels?: number;
+  /** a checkpoint's generation config (loadPolicy reads generation_config.json) */
+  generationConfig?: GenerationConfig | null;
+  /** overrides the generation config's stop tokens */
+  stopTokens?: number[];
+  /** overrides the generation config's repetition penalty */
+  repetitionPenalty?: number;
+}
+
+export function makePolicy(model: Qwen2_5_VL, tokenizer: PolicyTokenizer, opts: PolicyOptions = {}): Policy {
   const c = model.config;
   const checks: [string, number][] = [['<|image_pad|>', c.image_token_id], ['<|vision_start|>', c.vision_start_token_id], ['<|vision_end|>', c.vision_end_token_id]];
   for (const [tok, id] of checks) {
     const got = tokenizer.tokenId(tok);
     if (got !== id) throw new Error(`${tokenizer.dir}: tokenizer gives ${tok} id ${got} but config.json says ${id}`);
   }
-  const stop = [tokenizer.tokenId('<|im_end|>'), c.eos_token_id];
-  return { model, tokenizer, viewSize: opts.viewSize ?? 840, minPixels: opts.minPixels ?? MIN_PIXELS, maxPixels: opts.maxPixels ?? MAX_PIXELS, stopTokens: [...new Set(stop)] };
+  const gen = opts.generationConfig ?? null;
+  let stop = opts.stopTokens ?? (gen && gen.eosTokenIds.length ? gen.eosTokenIds : [tokenizer.tokenId('<|im_end|>'), c.eos_token_id]);
+  for (const id of stop) if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size) throw new Error(`policy: stop token ${id} outside the vocabulary of ${c.vocab_size}`);
+  stop = [...new Set(stop)];
+  const repetitionPenalty = opts.repetitionPenalty ?? gen?.repetitionPenalty ?? 1;
+  if (!(repetitionPenalty > 0)) throw new Error(`policy: repetitionPenalty has to be a strictly positive number, but is ${repetitionPenalty}`);
+  return { model, tokenizer, viewSize: opts.viewSize ?? 840, minPixels: opts.minPixels ?? MIN_PIXELS, maxPixels: opts.maxPixels ?? MAX_PIXELS, stopTokens: stop, repetitionPenalty };
 }
 
-/** Load a policy directory: config.json, weights and tokenizer.json (and dpad.json for the view size). */
-export function loadPolicy(dir: string, opts: { viewSize?: number } = {}): Policy {
+/**
+ * Load a policy directory: config.json, weights, the tokenizer (tokenizer.json, or vocab.json +
+ * merges.txt), generation_config.json when present, and dpad.json for the view size.
+ */
+export function loadPolicy(dir: string, opts: Omit<PolicyOptions, 'generationConfig'> = {}): Policy {
   const model = loadQwen(dir);
   try {
     const tok = PolicyTokenizer.load(dir);
     let viewSize = opts.viewSize;
     const extra = path.join(dir, 'dpad.json');
     if (viewSize === undefined && fs.existsSync(extra)) viewSize = JSON.parse(fs.readFileSync(extra, 'utf8')).viewSize;
-    return makePolicy(model, tok, { viewSize });
+    return makePolicy(model, tok, { ...opts, viewSize, generationConfig: readGenerationConfig(dir) });
   } catch (e) {
     model.dispose();
     throw e;

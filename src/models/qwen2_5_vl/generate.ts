@@ -31,6 +31,12 @@ export interface GenerateOptions {
   rng?: () => number;
   /** tokens that end a row (default: none); the stop token is kept in the output */
   stopTokens?: number[];
+  /**
+   * HF's RepetitionPenaltyLogitsProcessor (default 1 = off): before picking, every token id
+   * present in the row's sequence so far (prompt and its padding included) has its logit l
+   * replaced by l < 0 ? l * p : l / p. Log-probs are those of the penalised distribution.
+   */
+  repetitionPenalty?: number;
   /** token fed to finished rows (default: the config's pad token) */
   padToken?: number;
   useCache?: boolean;
@@ -85,6 +91,25 @@ export function pickToken(logits: Float32Array, opts: { greedy: boolean; tempera
   return { token, logprob: scaled[token] - lse };
 }
 
+/**
+ * Apply the repetition penalty in place to one row's logits [V] (float32, as torch computes it),
+ * over the distinct ids of `seen`; ids outside [0, V) are an error.
+ */
+export function applyRepetitionPenalty(logits: Float32Array, seen: ArrayLike<number>, penalty: number): Float32Array {
+  if (!(penalty > 0)) throw new Error(`repetition_penalty has to be a strictly positive number, but is ${penalty}`);
+  const p = Math.fround(penalty);
+  const done = new Set<number>();
+  for (let i = 0; i < seen.length; i++) {
+    const id = seen[i];
+    if (done.has(id)) continue;
+    if (id < 0 || id >= logits.length) throw new Error(`repetition_penalty: token id ${id} outside the vocabulary of ${logits.length}`);
+    done.add(id);
+    const l = logits[id];
+    logits[id] = l < 0 ? l * p : l / p;
+  }
+  return logits;
+}
+
 export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult {
   const c = model.config;
   const { batch, length } = o;
@@ -92,6 +117,8 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
   const pick = { greedy, temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1, rng: o.rng ?? seedrandom(String(o.seed ?? 0)) };
   const stop = new Set(o.stopTokens ?? []);
   const pad = o.padToken ?? c.pad_token_id;
+  const penalty = o.repetitionPenalty ?? 1;
+  if (!(penalty > 0)) throw new Error(`generate: repetitionPenalty has to be a strictly positive number, but is ${penalty}`);
   const mask0 = o.attentionMask ?? new Int32Array(batch * length).fill(1);
   const tokens: number[][] = Array.from({ length: batch }, () => []);
   const logprobs: number[][] = Array.from({ length: batch }, () => []);
@@ -124,7 +151,9 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
       const next = new Int32Array(batch);
       for (let b = 0; b < batch; b++) {
         if (done[b]) { next[b] = pad; continue; }
-        const r = pickToken(logits.subarray(b * V, (b + 1) * V), pick);
+        let row = logits.subarray(b * V, (b + 1) * V);
+        if (penalty !== 1) row = applyRepetitionPenalty(row.slice(), seqIds.subarray(b * seqLen, (b + 1) * seqLen), penalty);
+        const r = pickToken(row, pick);
         next[b] = r.token;
         tokens[b].push(r.token);
         logprobs[b].push(r.logprob);

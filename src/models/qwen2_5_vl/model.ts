@@ -3,6 +3,13 @@
  * attention with q/k/v biases and M-RoPE, SwiGLU MLP) and the LM head (tied or not). Image pad
  * tokens are replaced by vision embeddings in order. Parameter names follow the released
  * checkpoints ('visual.*', 'model.*', 'lm_head.weight').
+ *
+ * A tied LM head outside gradient recording multiplies by a transposed copy of the embedding
+ * [D, V] held by the model (transposing [V, D] per token dominated a decode step), keyed by the weight's
+ * current data: an optimizer step or a load (Variable.assign) replaces it, so the copy is rebuilt
+ * on the next use and never goes stale. While a gradient tape records (tf.variableGrads), the
+ * head transposes the variable itself, so the tied weight gets the head's gradient; both paths
+ * multiply by the same [D, V] matrix, so training and inference logits are identical.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { KVCache, MASK_VALUE, scaledDotProductAttention } from '../../nn/attention.ts';
@@ -120,6 +127,10 @@ export class Qwen2_5_VL extends Module {
   readonly model: TextModel;
   readonly lm_head: Linear | null;
   readonly config: QwenConfig;
+  /** hold the tied head's transposed copy for inference (false: transpose on every call, less memory) */
+  cacheTiedHead = true;
+  /** the tied head's [D, V] copy and the embedding data it was made from */
+  private tiedHeadT: { dataId: object; t: tf.Tensor2D } | null = null;
 
   constructor(config: QwenConfig) {
     super(null, '');
@@ -127,6 +138,8 @@ export class Qwen2_5_VL extends Module {
     this.visual = new QwenVision(this, 'visual', config.vision_config);
     this.model = new TextModel(this, 'model', config);
     this.lm_head = config.tie_word_embeddings ? null : new Linear(this, 'lm_head', config.hidden_size, config.vocab_size, { bias: false });
+    // made now, so the model's tensor count stays the same over its life (a change of weights swaps it)
+    if (!this.lm_head) this.tiedHeadTransposed();
   }
 
   /** Input embeddings [B, L, D] with image pad tokens replaced by the vision tower's output. */
@@ -194,8 +207,35 @@ export class Qwen2_5_VL extends Module {
     return tf.tidy(() => {
       if (this.lm_head) return this.lm_head.forward(hidden) as tf.Tensor3D;
       const [b, l, d] = hidden.shape;
-      return tf.matMul(hidden.reshape([b * l, d]), this.model.embed_tokens.weight as tf.Tensor2D, false, true).reshape([b, l, this.config.vocab_size]) as tf.Tensor3D;
+      const flat = hidden.reshape([b * l, d]);
+      const w = this.model.embed_tokens.weight as tf.Tensor2D; // [V, D]
+      // the same [D, V] product on both paths (identical logits); under a tape through the variable
+      const wt = this.cacheTiedHead && !tf.engine().isTapeOn() ? this.tiedHeadTransposed() : (tf.transpose(w) as tf.Tensor2D);
+      const lg = tf.matMul(flat, wt);
+      return lg.reshape([b, l, this.config.vocab_size]) as tf.Tensor3D;
     });
+  }
+
+  /** The embedding transposed [D, V], rebuilt when the weight's data changed since it was made. */
+  private tiedHeadTransposed(): tf.Tensor2D {
+    const w = this.model.embed_tokens.weight;
+    const dataId = w.dataId as object;
+    if (this.tiedHeadT?.dataId !== dataId) {
+      this.tiedHeadT?.t.dispose();
+      this.tiedHeadT = { dataId, t: tf.keep(tf.transpose(w) as tf.Tensor2D) };
+    }
+    return this.tiedHeadT.t;
+  }
+
+  /** Drop the tied head's held copy to save memory (it is rebuilt on the next inference call). */
+  releaseTiedHead(): void {
+    this.tiedHeadT?.t.dispose();
+    this.tiedHeadT = null;
+  }
+
+  dispose(): void {
+    this.releaseTiedHead();
+    super.dispose();
   }
 }
 

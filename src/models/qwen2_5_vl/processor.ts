@@ -9,6 +9,7 @@ import { resize, type ImageU8 } from '../../io/resample.ts';
 import { CLIP_MEAN, CLIP_STD } from '../clip/preprocess.ts';
 import type { QwenVisionConfig } from './config.ts';
 import type { GridTHW } from './vision.ts';
+import { DEFAULT_SYSTEM_PROMPT, expandImagePads, renderChat, type ChatMessage, type ChatOptions } from './chat.ts';
 
 export const MIN_PIXELS = 3136;
 export const MAX_PIXELS = 12845056;
@@ -70,10 +71,43 @@ export function preprocessImage(img: ImageU8, vc: Pick<QwenVisionConfig, 'patch_
   return { pixelValues: tf.tensor2d(out, [gh * gw, dim]), grid: [1, gh, gw], tokens: (gh * gw) / (m * m) };
 }
 
-export const SYSTEM_PROMPT = 'You are a helpful assistant.';
+export const SYSTEM_PROMPT = DEFAULT_SYSTEM_PROMPT;
 
 /** The chat template text of one user turn with an image first, then the text, and the generation prompt. */
 export function chatPrompt(userText: string, imageTokens: number | null, system = SYSTEM_PROMPT): string {
-  const image = imageTokens === null ? '' : `<|vision_start|>${'<|image_pad|>'.repeat(imageTokens)}<|vision_end|>`;
-  return `<|im_start|>system\n${system}<|im_end|>\n<|im_start|>user\n${image}${userText}<|im_end|>\n<|im_start|>assistant\n`;
+  const user: ChatMessage = { role: 'user', content: imageTokens === null ? [{ type: 'text', text: userText }] : [{ type: 'image' }, { type: 'text', text: userText }] };
+  const text = renderChat([{ role: 'system', content: system }, user], { addGenerationPrompt: true });
+  return imageTokens === null ? text : expandImagePads(text, [imageTokens]);
+}
+
+export interface ProcessedChat {
+  /** prompt ids with every image pad expanded */
+  ids: number[];
+  /** [sum N, C*T*P*P], null without images */
+  pixelValues: tf.Tensor2D | null;
+  grids: GridTHW[];
+}
+
+/**
+ * Qwen2_5_VLProcessor on (messages, images): the chat template, every image preprocessed, the
+ * k-th <|image_pad|> expanded to image k's t*h*w/merge² copies, then tokenized.
+ */
+export function processChat(
+  tokenizer: { encode(text: string): number[] },
+  messages: ChatMessage[],
+  images: ImageU8[],
+  vc: Pick<QwenVisionConfig, 'patch_size' | 'spatial_merge_size' | 'temporal_patch_size'>,
+  opts: ChatOptions & { minPixels?: number; maxPixels?: number } = {},
+): ProcessedChat {
+  const text = renderChat(messages, opts);
+  const done = images.map(img => preprocessImage(img, vc, opts));
+  try {
+    const ids = tokenizer.encode(expandImagePads(text, done.map(p => p.tokens)));
+    const pixelValues = done.length === 0 ? null : done.length === 1 ? done[0].pixelValues : tf.concat(done.map(p => p.pixelValues), 0) as tf.Tensor2D;
+    if (done.length > 1) done.forEach(p => p.pixelValues.dispose());
+    return { ids, pixelValues, grids: done.map(p => p.grid) };
+  } catch (e) {
+    done.forEach(p => p.pixelValues.dispose());
+    throw e;
+  }
 }
