@@ -70,8 +70,8 @@ await runCli(SPEC, async args => {
   const f = (x: number, d = 1) => x.toFixed(d);
   const lines = [
     `# Ablation on the world's test split (${n} samples, ${args.steps ?? readTrainConfig(args.config).steps} GRPO steps each, seed from ${args.config})`, '',
-    '| method | gIoU | cIoU | #Tok | S1 | S2 | SNR | TS1 | TS2 | TSNR |', '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map(([name, t]) => `| ${name} | ${f(t.gIoU * 100)} | ${f(t.cIoU * 100)} | ${f(t.tokens.mean)} | ${f(t.S1, 2)} | ${f(t.S2, 2)} | ${f(t.SNR, 3)} | ${f(t.TS1, 2)} | ${f(t.TS2, 2)} | ${f(t.TSNR, 3)} |`),
+    '| method | gIoU | cIoU | #Tok | S1 | S2 | SNR (mean of ratios) | SNR (ratio of means) | TS1 | TS2 | TSNR (mean of ratios) | TSNR (ratio of means) |', '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(([name, t]) => `| ${name} | ${f(t.gIoU * 100)} | ${f(t.cIoU * 100)} | ${f(t.tokens.mean)} | ${f(t.S1, 2)} | ${f(t.S2, 2)} | ${f(t.SNR, 3)} | ${f(t.SNR_ratio_of_means, 3)} | ${f(t.TS1, 2)} | ${f(t.TS2, 2)} | ${f(t.TSNR, 3)} | ${f(t.TSNR_ratio_of_means, 3)} |`),
     '',
   ];
   writeFileAtomic(path.join(out, 'table.md'), lines.join('\n'));

@@ -57,6 +57,7 @@ const SPEC = {
     split: { type: 'string', default: 'val', help: 'the split of a refer folder' },
     'split-by': { type: 'string', default: 'umd', help: 'the refs(<split-by>).p of a refer folder' },
     'reasonseg-ignore': { type: 'string', default: 'target', choices: ['target', 'background'], help: "ReasonSeg folders: 'ignore' regions count as target (as the released evaluation's data build) or as background" },
+    'think-tokens': { type: 'string', default: 'released', choices: ['released', 'response'], help: "#Tok: as the released get_tokens.py (an unparsable output counts its error text) or the output's own think text" },
     worst: { type: 'int', default: 8, min: 0, help: 'overlays of the N lowest-IoU samples in worst/' },
   },
   examples: ['npm run eval -- --data world:test:200', 'npm run eval -- --data ReasonSeg_test/test.parquet --weights weights/dpad-7b'],
@@ -72,7 +73,7 @@ await runCli(SPEC, async args => {
     const skipped: Skipped[] = [];
     const opened = open(spec, skipped, args);
     const outDir = specs.length > 1 ? path.join(args.out, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : args.out;
-    const { tables, records } = await evaluate(seg, opened.samples, await opened.total, { outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst });
+    const { tables, records } = await evaluate(seg, opened.samples, await opened.total, { outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, thinkTokens: args['think-tokens'] as 'released' | 'response' });
     writeJsonAtomic(path.join(outDir, 'skipped.json'), skipped);
     perDataset.push({ name: spec, tokens: records.flatMap(r => (r.tokens != null ? [r.tokens] : [])) });
     console.log(`${spec}: gIoU ${(tables.all.gIoU * 100).toFixed(1)}  cIoU ${(tables.all.cIoU * 100).toFixed(1)}  n ${tables.all.n}  skipped ${skipped.length}; report in ${outDir}/report.md`);
