@@ -35,8 +35,9 @@ test('pretrain sam2: same seed, same weights; the manifest records the command a
 
 test('pretrain refuses an unknown model with its usage line', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', tool, 'nope', '--out', tmp], { encoding: 'utf8' });
-  assert.is(r.status, 2);
-  assert.match(r.stderr, /usage: npx tsx tools\/pretrain\.ts clip\|sam2\|policy/);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, 'tools/pretrain.ts: error: the model must be clip, sam2 or policy, got "nope"');
+  assert.match(r.stderr, /usage: npx tsx tools\/pretrain\.ts clip\|sam2\|policy --out <dir> \[options\]/);
 });
 
 test.run();

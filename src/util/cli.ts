@@ -106,8 +106,10 @@ export function usageText(spec: CliSpec): string {
 export function usageLine(spec: CliSpec): string {
   const req = Object.entries(spec.options).filter(([, o]) => o.required).map(([n, o]) => `--${n}${placeholder(n, o)}`);
   const p = spec.positionals;
-  const pos = !p ? '' : (p.min ?? 0) >= 1 ? ` ${p.name}${p.max === 1 ? '' : '...'}` : ` [${p.name}${p.max === 1 ? '' : '...'}]`;
-  return `${spec.name} ${[...req, '[options]'].join(' ')}${pos}`;
+  const many = p?.max === 1 ? '' : '...';
+  // required positionals come first (`pretrain.ts clip|sam2|policy --out <dir>`), optional ones last
+  if (p && (p.min ?? 0) >= 1) return `${spec.name} ${[`${p.name}${many}`, ...req, '[options]'].join(' ')}`;
+  return `${spec.name} ${[...req, '[options]'].join(' ')}${p ? ` [${p.name}${many}]` : ''}`;
 }
 
 function convert(name: string, o: OptionSpec, raw: string): string | number {
