@@ -1,10 +1,11 @@
 /**
  * The paper's token figures for an evaluation: Figure 4, the think-token count of every sample
- * (a scatter), and Figure 5, the mean think-token count with a -/+ std band per dataset (or per
- * stratum of one dataset). PNG (and SVG) through the project's plotter.
+ * (a scatter), and Figure 5, the mean think-token count per dataset (or per stratum of one
+ * dataset) as bars with mean -/+ std error bars and each group's n. PNG (and SVG) through the
+ * project's plotter.
  */
 import * as path from 'node:path';
-import { writePlot, type Series } from '../util/plot.ts';
+import { writeBars, writePlot, type Series } from '../util/plot.ts';
 import { summarize } from './metrics.ts';
 
 export interface TokenGroup {
@@ -18,13 +19,16 @@ export async function tokenScatter(base: string, runs: TokenGroup[], title = 'Th
   await writePlot(base, title, series, { xLabel: 'sample', yLabel: 'think tokens' });
 }
 
-/** Figure 5: mean -/+ std of the think tokens over groups (datasets or strata), categorical x */
-export async function tokenBands(base: string, groups: TokenGroup[], title = 'Think tokens: mean -/+ std'): Promise<void> {
+/** Figure 5: one bar per group (datasets or strata): the mean think tokens, error bars -/+ std (population), n under each */
+export async function tokenBands(base: string, groups: TokenGroup[], title = 'Think tokens: mean ± std'): Promise<void> {
   const st = groups.map(g => summarize(g.tokens));
-  const x = groups.map((_, i) => i);
-  const series: Series[] = [{ name: 'mean -/+ std', x, y: st.map(s => s.mean), band: { lo: st.map(s => s.mean - s.std), hi: st.map(s => s.mean + s.std) } }];
-  await writePlot(base, title, series, { xLabel: 'dataset', yLabel: 'think tokens', xTicks: groups.map(g => g.name) });
+  await writeBars(base, title, groups.map(g => g.name), [{ name: 'mean think tokens', values: st.map(s => (s.n ? s.mean : NaN)), errors: st.map(s => (s.n ? s.std : NaN)) }], {
+    yLabel: 'think tokens', xLabel: 'group', notes: st.map(s => `n = ${s.n}`), errorLabel: 'error bars: ± 1 std',
+  });
 }
+
+/** the same figure under the name it has: bars, not a band */
+export const tokenBars = tokenBands;
 
 /** Both figures of one evaluation folder: tokens_scatter.png and tokens_by_group.png (groups: 'all' and every stratum). */
 export async function evaluationFigures(dir: string, name: string, records: { tokens?: number | null; labels?: Record<string, string> }[]): Promise<string[]> {
@@ -34,7 +38,7 @@ export async function evaluationFigures(dir: string, name: string, records: { to
   const keys = [...new Set(records.flatMap(r => Object.keys(r.labels ?? {})))].sort();
   for (const k of keys) {
     const vals = [...new Set(records.map(r => r.labels?.[k]).filter((v): v is string => v !== undefined))].sort();
-    for (const v of vals) groups.push({ name: v, tokens: records.flatMap(r => (r.labels?.[k] === v && r.tokens != null ? [r.tokens] : [])) });
+    for (const v of vals) groups.push({ name: `${k}: ${v}`, tokens: records.flatMap(r => (r.labels?.[k] === v && r.tokens != null ? [r.tokens] : [])) });
   }
   await tokenBands(path.join(dir, 'tokens_by_group'), groups);
   return ['tokens_scatter.png', 'tokens_by_group.png'];

@@ -1,14 +1,15 @@
 /**
  * Overlays of the N worst samples of an evaluation (lowest IoU, ties by id), kept up to date as
- * samples complete: worst/<id>.png shows the prediction (mask, box, points, caption) beside the
- * ground truth; worst/index.md lists them by rank. A resumed run keeps the files of earlier runs.
+ * samples complete: worst/<id>.png shows, under a band with the IoU (as a percentage), the id and
+ * the query, the prediction (mask, box, points, with the ground truth outlined) beside the ground
+ * truth alone, over a band with the caption (wrapped, never cut) and a legend; worst/index.md lists
+ * them by rank. A resumed run keeps the files of earlier runs.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { ImageU8 } from '../io/resample.ts';
-import { overlayPng } from '../pipeline/overlay.ts';
+import { overlaySheetPng } from '../pipeline/overlay.ts';
 
 export interface WorstEntry {
   id: string;
@@ -17,6 +18,9 @@ export interface WorstEntry {
 }
 
 const fileOf = (id: string) => `${id.replace(/[^A-Za-z0-9._-]/g, '_')}.png`;
+
+/** an IoU in [0, 1] as a percentage with one decimal, e.g. '42.3%' */
+export const percent = (iou: number) => `${(iou * 100).toFixed(1)}%`;
 
 export class WorstSamples {
   readonly dir: string;
@@ -43,10 +47,10 @@ export class WorstSamples {
   async add(e: WorstEntry, image: ImageU8, pred: { mask: Uint8Array | null; bbox: number[] | null; points: number[][] | null; caption: string | null }, gt: Uint8Array): Promise<void> {
     if (!this.admits(e)) return;
     fs.mkdirSync(this.dir, { recursive: true });
-    const left = await overlayPng(image, { mask: pred.mask, bbox: pred.bbox, points: pred.points, caption: `IoU ${(e.iou * 100).toFixed(1)} ${pred.caption ?? ''}` });
-    const right = await overlayPng(image, { mask: gt, caption: 'ground truth', color: [40, 200, 255] });
-    const { width: w, height: h } = image;
-    const png = await sharp({ create: { width: 2 * w + 4, height: h, channels: 3, background: 'white' } }).composite([{ input: left, left: 0, top: 0 }, { input: right, left: w + 4, top: 0 }]).png().toBuffer();
+    const png = await overlaySheetPng([
+      { image, label: 'prediction', mask: pred.mask, bbox: pred.bbox, points: pred.points, groundTruth: { mask: gt } },
+      { image, label: 'ground truth', groundTruth: { mask: gt, fill: true } },
+    ], { title: `IoU ${percent(e.iou)} · ${e.id}${pred.mask ? '' : ' · no mask predicted'}`, query: e.query, caption: pred.caption ?? '(no caption)' });
     writeFileAtomic(path.join(this.dir, fileOf(e.id)), png);
     this.entries = [...this.entries.filter(x => x.id !== e.id), e].sort(WorstSamples.order);
     for (const gone of this.entries.splice(this.n)) fs.rmSync(path.join(this.dir, fileOf(gone.id)), { force: true });
@@ -56,7 +60,7 @@ export class WorstSamples {
   writeIndex(): WorstEntry[] {
     if (!this.entries.length) return [];
     fs.mkdirSync(this.dir, { recursive: true });
-    const lines = ['# Worst samples (lowest IoU)', '', '| rank | id | IoU | query | overlay |', '|---|---|---|---|---|'];
+    const lines = ['# Worst samples (lowest IoU)', '', '| rank | id | IoU (%) | query | overlay |', '|---|---|---|---|---|'];
     this.entries.forEach((e, i) => lines.push(`| ${i + 1} | ${e.id} | ${(e.iou * 100).toFixed(1)} | ${e.query.replace(/\|/g, '\\|')} | ![](${fileOf(e.id)}) |`));
     writeFileAtomic(path.join(this.dir, 'index.md'), lines.join('\n') + '\n');
     return this.entries;
