@@ -85,6 +85,59 @@ test('a run killed after a checkpoint resumes to the same parameters as an unint
   for (const f of ['reward.svg', 'reward.png', 'length.svg', 'length.png']) assert.ok(fs.existsSync(path.join(b, f)), f);
 });
 
+test('killed between a step and its checkpoint, the resumed run logs each step once; a config change is refused; --fresh starts over', async () => {
+  const a = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-log-a-'));
+  const b = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-log-b-'));
+  const data = worldDataset(8);
+  const conf = (dir: string, extra: object = {}) => ({ ...cfg(dir), steps: 4, checkpointEvery: 2, rewards: { ...cfg(dir).rewards, variant: 'baseline' as const }, ...extra });
+  const run = async (dir: string, opts: { maxSteps?: number; fresh?: boolean } = {}, extra: object = {}) => {
+    const { policy, reference } = tinyPolicy(5);
+    const t = new GrpoTrainer({ config: conf(dir, extra), policy, reference, scorer: null, data });
+    try {
+      await t.run(opts);
+      return { snap: snapshot(policy.model), step: t.step };
+    } finally {
+      policy.model.dispose(); reference.dispose(); t.optimizer.dispose();
+    }
+  };
+  const steps = (dir: string) => fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as { step: number; reward: { mean: number } });
+  const full = await run(a);
+  assert.equal(steps(a).map(l => l.step), [1, 2, 3, 4]);
+  // killed after step 3 was logged: its last checkpoint is step 2's
+  await run(b, { maxSteps: 3 });
+  assert.equal(steps(b).map(l => l.step), [1, 2, 3]);
+  assert.is(fs.readFileSync(path.join(b, 'checkpoints', 'latest'), 'utf8').trim(), 'step-000002');
+  // and a save was cut short: its temp folder is left behind
+  const orphan = path.join(b, 'checkpoints', `.step-000003.tmp-${2 ** 22 + 7}`);
+  fs.mkdirSync(orphan);
+  fs.writeFileSync(path.join(orphan, 'model.safetensors'), 'partial');
+  const resumed = await run(b);
+  assert.is(resumed.step, 4);
+  assert.not.ok(fs.existsSync(orphan), 'the orphaned temp folder is removed at start');
+  assert.equal(steps(b).map(l => l.step), [1, 2, 3, 4], 'each step once after the resume');
+  assert.equal(steps(b).map(l => l.reward.mean), steps(a).map(l => l.reward.mean), 'the re-run steps are the uninterrupted run\'s');
+  for (const [k, v] of full.snap) assert.equal(Array.from(resumed.snap.get(k)!), Array.from(v), `parameter ${k} differs after resume`);
+  // resumed from an earlier checkpoint than the log's end: steps 3 and 4 are re-run and logged once
+  fs.writeFileSync(path.join(b, 'checkpoints', 'latest'), 'step-000002\n');
+  await run(b);
+  assert.equal(steps(b).map(l => l.step), [1, 2, 3, 4]);
+  // a different config that changes the run is refused, naming the field; neutral fields may differ
+  const ck = path.join(b, 'checkpoints', 'step-000004');
+  let msg = '';
+  try {
+    await run(b, {}, { lr: 1e-4 });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.is(msg, `${ck}: the checkpoint was made with lr 0.001, this run has 0.0001 (field 'lr'); use --fresh or the same config`);
+  assert.is((await run(b, {}, { steps: 5, checkpointEvery: 5 })).step, 5, 'steps and checkpointEvery may change: the run is extended');
+  assert.equal(steps(b).map(l => l.step), [1, 2, 3, 4, 5]);
+  // --fresh starts over with the new config: the old checkpoints and log entries are gone
+  await run(b, { fresh: true, maxSteps: 1 }, { lr: 1e-4 });
+  assert.equal(steps(b).map(l => l.step), [1]);
+  assert.equal(fs.readdirSync(path.join(b, 'checkpoints')), []);
+});
+
 test('log-probs, ratio and entropy are of the tempered distribution the rollouts come from (as veRL)', async () => {
   const entropyAt = async (temperature: number) => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-temp-'));
@@ -117,12 +170,15 @@ test('a NaN in the loss skips the update and is logged', async () => {
 });
 
 test('configuration is checked and the dpad reward requires a scorer', () => {
-  assert.throws(() => trainConfig({ samplesPerPrompt: 0 }), /'samplesPerPrompt' must be a positive integer/);
+  assert.throws(() => trainConfig({ samplesPerPrompt: 1 }), /'samplesPerPrompt' must be an integer >= 2 \(got 1\): with 1 sample per prompt every advantage is zero/);
   assert.throws(() => trainConfig({ lr: -1 }), /'lr' must be a number >= 0/);
   const { policy, reference } = tinyPolicy(3);
+  // a config built in code is checked by the trainer too
+  assert.throws(() => new GrpoTrainer({ config: { ...trainConfig({}), temperature: 0 }, policy, reference, scorer: null, data: worldDataset(2) }), /^trainer config: 'temperature' must be a number > 0 \(got 0\)/);
   assert.throws(() => new GrpoTrainer({ config: trainConfig({}), policy, reference, scorer: null, data: worldDataset(2) }), /needs a CLIP scorer/);
   assert.throws(() => trainConfig({ promptsPerStep: 3, samplesPerPrompt: 2, microBatch: 4 }), /'microBatch' \(4\) must divide promptsPerStep x samplesPerPrompt \(6\), as veRL requires/);
   assert.throws(() => trainConfig({ stepCount: 'all' as 'epoch' }), /'stepCount' must be 'verl' or 'epoch' \(got "all"\)/);
+  assert.throws(() => trainConfig({ stpes: 2 } as never, 'runs/x.json'), /^runs\/x.json: unknown key 'stpes' \(did you mean 'steps'\?\)$/);
   const d = trainConfig({});
   assert.is(d.promptsPerStep, 16); assert.is(d.samplesPerPrompt, 8); assert.is(d.lr, 1e-6); assert.is(d.klCoef, 5e-3);
   // the released run's: micro-batch 1, the whole policy trained, len(dataloader) - 1 updates

@@ -6,6 +6,7 @@
  * and global-norm gradient clipping as torch.nn.utils.clip_grad_norm_.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { DEFAULT_TRAIN_CONFIG } from './config.ts';
 
 export interface AdamWConfig {
   lr: number;
@@ -14,7 +15,10 @@ export interface AdamWConfig {
   weightDecay: number;
 }
 
-export const DEFAULT_ADAMW: AdamWConfig = { lr: 1e-6, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2 };
+/** the training config's defaults (config.ts TRAIN_SCHEMA, the one table) */
+export const DEFAULT_ADAMW: AdamWConfig = Object.freeze({
+  lr: DEFAULT_TRAIN_CONFIG.lr, betas: DEFAULT_TRAIN_CONFIG.betas, eps: DEFAULT_TRAIN_CONFIG.eps, weightDecay: DEFAULT_TRAIN_CONFIG.weightDecay,
+});
 
 /** Serializable optimizer state: step and the two moments of each parameter, by name. */
 export interface AdamWState {

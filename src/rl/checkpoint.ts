@@ -61,7 +61,7 @@ export function latestCheckpoint(dir: string): string | null {
 
 /** Restore parameters and optimizer state; returns the trainer state. Names are the module's (held layout handled by load). */
 export function loadCheckpoint(ckpt: string, model: Module, opt: AdamW): TrainerState {
-  const state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8')) as TrainerState & { optimizerStep: number };
+  const state = readCheckpointState(ckpt);
   const ms = SafetensorsFile.open(path.join(ckpt, 'model.safetensors'));
   try {
     model.load(ms, { where: path.join(ckpt, 'model.safetensors') });
@@ -84,4 +84,58 @@ export function loadCheckpoint(ckpt: string, model: Module, opt: AdamW): Trainer
   opt.loadState({ step: state.optimizerStep, m, v });
   tf.dispose([...m.values(), ...v.values()]);
   return state;
+}
+
+/** `.step-000010.tmp-<pid>`: a checkpoint being written (saveCheckpoint), or left by a crash mid-save */
+const TEMP_DIR = /^\.step-\d+\.tmp-(\d+)$/;
+/** `.latest.tmp-<pid>-...`: writeFileAtomic's temp file of the `latest` pointer */
+const TEMP_FILE = /^\.latest\.tmp-(\d+)-/;
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false; // this process is not saving yet: a leftover of an earlier failure
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the temp folders (and `latest` temp files) that a crash mid-save left in a checkpoint
+ * directory: at 7B each is a whole model and optimizer. Those of a process still running (another
+ * save in progress) are left alone. Returns the names removed.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = TEMP_DIR.exec(name) ?? TEMP_FILE.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** Remove every checkpoint of a run (step folders, the `latest` pointer, temp folders): a fresh start. */
+export function clearCheckpoints(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    if (!/^step-\d+$/.test(name) && name !== 'latest' && !TEMP_DIR.test(name) && !TEMP_FILE.test(name)) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** The saved trainer state of a checkpoint (config included), without loading any tensor. */
+export function readCheckpointState(ckpt: string): TrainerState & { optimizerStep: number } {
+  const file = path.join(ckpt, 'state.json');
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: cannot read the checkpoint state (${(e as Error).message})`);
+  }
 }

@@ -2,10 +2,14 @@
  * The GRPO trainer's configuration; defaults are the released 7B run's (REFERENCE.md sections 6 and 10):
  * micro-batch 1 (per-response token mean, averaged over responses), the whole policy trained
  * (vision tower included), and, when `steps` is null, len(dataloader) - 1 updates (186 for 3,000 prompts).
+ * TRAIN_SCHEMA is the one table of types, ranges, defaults and docs: trainConfig / readTrainConfig
+ * check a config against it (unknown keys refused with a did-you-mean, errors naming the file and the
+ * field), and configDifferences tells which saved fields a resumed run may not change.
  */
 import * as fs from 'node:fs';
-import { DEFAULT_REWARD_CONFIG, type RewardConfig } from '../rewards/composite.ts';
-import type { KlType } from './loss.ts';
+import { DEFAULT_REWARD_CONFIG, REWARD_COMPONENTS, type RewardComponent, type RewardConfig, type RewardVariant } from '../rewards/composite.ts';
+import type { DiscriminativeMode } from '../rewards/components.ts';
+import { ConfigError, deepFreeze, defaultsOf, leaves, validate, type Infer, type Schema } from '../util/schema.ts';
 
 export interface TrainConfig {
   seed: number;
@@ -48,49 +52,78 @@ export interface TrainConfig {
   outDir: string;
 }
 
-export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
-  seed: 9,
-  promptsPerStep: 16,
-  samplesPerPrompt: 8,
-  temperature: 1.0,
-  topP: 1.0,
-  topK: 0,
-  maxResponseTokens: 1300,
-  maxPromptTokens: 1300,
-  lr: 1e-6,
-  weightDecay: 1e-2,
-  betas: [0.9, 0.999],
-  eps: 1e-8,
-  gradClip: 1.0,
-  clipRatio: 0.2,
-  klCoef: 5e-3,
-  klType: 'low_var_kl',
-  entropyCoef: 1e-3,
-  microBatch: 1,
-  steps: null,
-  stepCount: 'verl',
-  freezeVision: false,
-  rewards: DEFAULT_REWARD_CONFIG,
-  checkpointEvery: 10,
-  outDir: 'runs/grpo',
-};
+/** KL estimators of the penalty to the reference (veRL core_algos.kl_penalty) */
+export const KL_TYPES = ['kl', 'abs', 'mse', 'low_var_kl'] as const;
+export type KlType = (typeof KL_TYPES)[number];
 
-/** Merge a partial config (e.g. a JSON file's) over the defaults, checking types and ranges. */
-export function trainConfig(partial: Partial<TrainConfig> = {}, where = 'config'): TrainConfig {
-  const c: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...partial, rewards: { ...DEFAULT_REWARD_CONFIG, ...(partial.rewards ?? {}), weights: { ...DEFAULT_REWARD_CONFIG.weights, ...(partial.rewards?.weights ?? {}) } } };
-  const pos = ['promptsPerStep', 'samplesPerPrompt', 'maxResponseTokens', 'maxPromptTokens', 'microBatch', 'checkpointEvery'] as const;
-  for (const k of pos) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${where}: '${k}' must be a positive integer (got ${JSON.stringify(c[k])})`);
-  for (const k of ['lr', 'weightDecay', 'clipRatio', 'klCoef', 'entropyCoef', 'gradClip', 'temperature'] as const) {
-    if (typeof c[k] !== 'number' || !(c[k] >= 0)) throw new Error(`${where}: '${k}' must be a number >= 0 (got ${JSON.stringify(c[k])})`);
-  }
+const DISCRIMINATIVE_MODES = ['binary', 'difference', 'scaled'] as const satisfies readonly DiscriminativeMode[];
+const REWARD_VARIANTS = ['dpad', 'baseline'] as const satisfies readonly RewardVariant[];
+
+/** The reward part; its defaults are the rewards layer's table (DEFAULT_REWARD_CONFIG). */
+const REWARD_SCHEMA = {
+  variant: { type: 'enum', values: REWARD_VARIANTS, default: DEFAULT_REWARD_CONFIG.variant, doc: "'dpad' (caption in the format, discriminative reward) or 'baseline' (Seg-Zero)" },
+  discriminative: { type: 'enum', values: DISCRIMINATIVE_MODES, default: DEFAULT_REWARD_CONFIG.discriminative, doc: 'the discriminative formulation: binary (the paper), difference (ablation) or scaled (the released code)' },
+  weights: {
+    type: 'object', doc: 'per-component weights of the summed reward (the paper: all 1)',
+    fields: Object.fromEntries(REWARD_COMPONENTS.map(k => [k, { type: 'number', default: DEFAULT_REWARD_CONFIG.weights[k], doc: `weight of the ${k} reward` }])) as Record<RewardComponent, { type: 'number'; default: number; doc: string }>,
+  },
+} as const satisfies Schema;
+
+/**
+ * The one table of the training config: types, ranges, defaults (the released 7B run's) and docs.
+ * DEFAULT_TRAIN_CONFIG, DEFAULT_GRPO_LOSS (loss.ts) and DEFAULT_ADAMW (adamw.ts) are read from it.
+ */
+export const TRAIN_SCHEMA = {
+  seed: { type: 'int', default: 9, doc: 'seeds the data order and the sampling' },
+  promptsPerStep: { type: 'int', min: 1, default: 16, doc: 'prompts per GRPO step' },
+  samplesPerPrompt: {
+    type: 'int', min: 2, default: 8, doc: 'responses sampled per prompt (the group size G)',
+    note: "with 1 sample per prompt every advantage is zero (GRPO normalizes each reward within its prompt's group), so nothing is learned",
+  },
+  temperature: { type: 'number', min: 0, exclusiveMin: true, default: 1.0, doc: 'sampling temperature (the log-probs are of the tempered distribution too)', note: 'the logits are divided by it, so 0 gives NaN log-probs (for near-greedy sampling use a small value such as 0.1)' },
+  topP: { type: 'number', min: 0, max: 1, exclusiveMin: true, default: 1.0, doc: 'nucleus sampling mass (1: off)' },
+  topK: { type: 'int', min: 0, default: 0, doc: 'top-k sampling (0: off)' },
+  maxResponseTokens: { type: 'int', min: 1, default: 1300, doc: 'most tokens generated per response' },
+  maxPromptTokens: { type: 'int', min: 1, default: 1300, doc: 'longest prompt allowed (a longer one stops the run)' },
+  lr: { type: 'number', min: 0, default: 1e-6, doc: 'AdamW learning rate' },
+  weightDecay: { type: 'number', min: 0, default: 1e-2, doc: 'AdamW decoupled weight decay' },
+  betas: { type: 'tuple', min: 0, max: 1, exclusiveMax: true, default: [0.9, 0.999], doc: 'AdamW moment decay rates' },
+  eps: { type: 'number', min: 0, default: 1e-8, doc: 'AdamW denominator epsilon' },
+  gradClip: { type: 'number', min: 0, exclusiveMin: true, default: 1.0, doc: 'global gradient-norm clip' },
+  clipRatio: { type: 'number', min: 0, default: 0.2, doc: 'PPO ratio clip' },
+  klCoef: { type: 'number', min: 0, default: 5e-3, doc: 'weight of the KL penalty to the frozen reference (0: no reference needed)' },
+  klType: { type: 'enum', values: KL_TYPES, default: 'low_var_kl', doc: 'KL estimator (low_var_kl: k3, clamped to [-10, 10])' },
+  entropyCoef: { type: 'number', min: 0, default: 1e-3, doc: 'weight of the entropy bonus' },
+  microBatch: { type: 'int', min: 1, default: 1, doc: 'responses per micro-batch (must divide promptsPerStep x samplesPerPrompt)' },
+  steps: { type: 'int', min: 0, nullable: true, default: null, doc: "updates to run; null: what 'stepCount' gives for one pass over the data" },
+  stepCount: { type: 'enum', values: ['verl', 'epoch'], default: 'verl', doc: "with steps null: 'verl' = len(dataloader) - 1 updates (the released run), 'epoch' = len(dataloader)" },
+  freezeVision: { type: 'boolean', default: false, doc: 'keep the vision tower frozen (the released run trains it)' },
+  rewards: { type: 'object', fields: REWARD_SCHEMA, doc: 'the composite reward' },
+  checkpointEvery: { type: 'int', min: 1, default: 10, doc: 'steps between checkpoints (the last step is always saved)' },
+  outDir: { type: 'string', default: 'runs/grpo', doc: 'the run folder: log.jsonl, curves, checkpoints/' },
+} as const satisfies Schema;
+
+// the interface and the schema describe the same type (a compile error here means they drifted)
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaMatchesInterface: Same<Infer<typeof TRAIN_SCHEMA>, TrainConfig> = true;
+void schemaMatchesInterface;
+
+/** The defaults (frozen: copy before changing; trainConfig returns a fresh value). */
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = deepFreeze(defaultsOf(TRAIN_SCHEMA));
+
+/**
+ * A partial config (e.g. a JSON file's) over the defaults: unknown keys are refused with a
+ * did-you-mean (in `rewards` and `rewards.weights` too), every field is type- and range-checked,
+ * and microBatch must divide promptsPerStep x samplesPerPrompt. `where` (the file) starts the errors.
+ */
+export function trainConfig(partial: DeepPartial<TrainConfig> = {}, where = 'config'): TrainConfig {
+  const c = validate(TRAIN_SCHEMA, partial, where);
   const perStep = c.promptsPerStep * c.samplesPerPrompt;
-  if (perStep % c.microBatch !== 0) throw new Error(`${where}: 'microBatch' (${c.microBatch}) must divide promptsPerStep x samplesPerPrompt (${perStep}), as veRL requires`);
-  if (c.steps !== null && (!Number.isInteger(c.steps) || c.steps < 0)) throw new Error(`${where}: 'steps' must be null or an integer >= 0 (got ${JSON.stringify(c.steps)})`);
-  if (c.stepCount !== 'verl' && c.stepCount !== 'epoch') throw new Error(`${where}: 'stepCount' must be 'verl' or 'epoch' (got ${JSON.stringify(c.stepCount)})`);
-  if (typeof c.freezeVision !== 'boolean') throw new Error(`${where}: 'freezeVision' must be true or false (got ${JSON.stringify(c.freezeVision)})`);
-  if (!['dpad', 'baseline'].includes(c.rewards.variant)) throw new Error(`${where}: rewards.variant must be 'dpad' or 'baseline'`);
+  if (perStep % c.microBatch !== 0) throw new ConfigError(`${where}: 'microBatch' (${c.microBatch}) must divide promptsPerStep x samplesPerPrompt (${perStep}), as veRL requires`);
   return c;
 }
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 /**
  * Updates in one pass over `size` prompts when no step count is configured. The dataloader drops the
@@ -106,12 +139,62 @@ export function defaultStepCount(size: number, promptsPerStep: number, rule: Tra
   return batches - 1;
 }
 
+/** Read and check a training config JSON file; every error names the file (and the line, for bad JSON). */
 export function readTrainConfig(file: string): TrainConfig {
-  let raw: Partial<TrainConfig>;
+  let text: string;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read the training config (${(e as Error).message})`);
+    throw new ConfigError(`${file}: cannot read the training config (${(e as Error).message})`);
   }
-  return trainConfig(raw, file);
+  return trainConfig(parseJsonFile(text, file) as DeepPartial<TrainConfig>, file);
+}
+
+/** JSON.parse with the file, and the line and column when the parser gives a position, in the error. */
+export function parseJsonFile(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = / at position (\d+)/.exec(msg);
+    let at = '';
+    if (m) {
+      const before = text.slice(0, Number(m[1]));
+      const line = before.split('\n').length;
+      at = ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
+    }
+    throw new ConfigError(`${file}: invalid JSON${at} (${msg})`);
+  }
+}
+
+/**
+ * Fields that may differ between a checkpoint's config and the run resuming it: they do not change
+ * what any step computes. outDir and checkpointEvery are where and how often it is saved; steps and
+ * stepCount only say how far to go (no schedule depends on the total, so a run can be extended or
+ * stopped early); maxPromptTokens is a guard that stops the run, never changes a value. Every other
+ * field (seed, sampling, optimizer, loss, rewards, ...) changes the run and must match.
+ */
+export const RESUME_NEUTRAL_FIELDS: readonly string[] = ['outDir', 'checkpointEvery', 'steps', 'stepCount', 'maxPromptTokens'];
+
+export interface ConfigDifference {
+  /** dotted path, e.g. 'lr' or 'rewards.weights.iou' */
+  field: string;
+  saved: unknown;
+  current: unknown;
+}
+
+/**
+ * The fields (leaves, dotted) where a checkpoint's saved config differs from the running one in a
+ * way that changes the run. Fields the saved config lacks (a checkpoint older than the field) are
+ * not compared.
+ */
+export function configDifferences(saved: unknown, current: TrainConfig): ConfigDifference[] {
+  const have = new Map(leaves(saved));
+  const out: ConfigDifference[] = [];
+  for (const [field, v] of leaves(current)) {
+    if (RESUME_NEUTRAL_FIELDS.includes(field.split('.')[0]) || !have.has(field)) continue;
+    const s = have.get(field);
+    if (JSON.stringify(s) !== JSON.stringify(v)) out.push({ field, saved: s, current: v });
+  }
+  return out;
 }

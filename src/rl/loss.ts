@@ -4,6 +4,9 @@
  * response tokens of the micro-batch, and all tfjs ops so gradients flow.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { DEFAULT_TRAIN_CONFIG, type KlType } from './config.ts';
+
+export type { KlType };
 
 /** sum(values * mask) / sum(mask) over all elements */
 export function maskedMean(values: tf.Tensor, mask: tf.Tensor): tf.Scalar {
@@ -22,7 +25,7 @@ export interface PolicyLossParts {
 }
 
 /** loss_pg = masked_mean(max(-A ratio, -A clip(ratio, 1-c, 1+c))), ratio = exp(logp - logp_old) */
-export function policyLoss(logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantages: tf.Tensor, mask: tf.Tensor, clipRatio = 0.2): PolicyLossParts {
+export function policyLoss(logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantages: tf.Tensor, mask: tf.Tensor, clipRatio = DEFAULT_TRAIN_CONFIG.clipRatio): PolicyLossParts {
   return tf.tidy(() => {
     const negApproxKl = tf.sub(logProbs, oldLogProbs);
     const ratio = tf.exp(negApproxKl);
@@ -35,13 +38,11 @@ export function policyLoss(logProbs: tf.Tensor, oldLogProbs: tf.Tensor, advantag
   });
 }
 
-export type KlType = 'kl' | 'abs' | 'mse' | 'low_var_kl';
-
 /**
  * Per-token KL estimate to the reference. low_var_kl (Schulman's k3):
  * kl = ref - logp; exp(kl) - kl - 1, clamped to [-10, 10].
  */
-export function klPenalty(logProbs: tf.Tensor, refLogProbs: tf.Tensor, type: KlType = 'low_var_kl'): tf.Tensor {
+export function klPenalty(logProbs: tf.Tensor, refLogProbs: tf.Tensor, type: KlType = DEFAULT_TRAIN_CONFIG.klType): tf.Tensor {
   return tf.tidy(() => {
     switch (type) {
       case 'kl': return tf.sub(logProbs, refLogProbs);
@@ -67,7 +68,10 @@ export interface GrpoLossConfig {
   entropyCoef: number;
 }
 
-export const DEFAULT_GRPO_LOSS: GrpoLossConfig = { clipRatio: 0.2, klCoef: 5e-3, klType: 'low_var_kl', entropyCoef: 1e-3 };
+/** the training config's defaults (config.ts TRAIN_SCHEMA, the one table) */
+export const DEFAULT_GRPO_LOSS: GrpoLossConfig = Object.freeze({
+  clipRatio: DEFAULT_TRAIN_CONFIG.clipRatio, klCoef: DEFAULT_TRAIN_CONFIG.klCoef, klType: DEFAULT_TRAIN_CONFIG.klType, entropyCoef: DEFAULT_TRAIN_CONFIG.entropyCoef,
+});
 
 export interface GrpoLoss extends PolicyLossParts {
   kl: tf.Tensor;

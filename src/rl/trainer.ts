@@ -20,8 +20,10 @@ import { Progress } from '../util/progress.ts';
 import { writePlot } from '../util/plot.ts';
 import { AdamW, clipGradNorm } from './adamw.ts';
 import { groupAdvantages } from './advantages.ts';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-import { defaultStepCount, type TrainConfig } from './config.ts';
+import { clearCheckpoints, latestCheckpoint, loadCheckpoint, readCheckpointState, removeStaleTemps, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import { configDifferences, defaultStepCount, trainConfig, type TrainConfig } from './config.ts';
+import { readStepLog, trimStepLog } from './runlog.ts';
+import { shown } from '../util/schema.ts';
 import { policyGradients } from './update.ts';
 
 /** One training prompt: an image, a query and the ground truth in the policy's frame. */
@@ -85,7 +87,8 @@ export class GrpoTrainer {
   onStep?: (log: StepLog) => void;
 
   constructor(opts: { config: TrainConfig; policy: Policy; reference: Qwen2_5_VL | null; scorer: CaptionScorer | null; data: TrainDataset }) {
-    this.config = opts.config;
+    // checked here too: a config built in code (not through trainConfig) gets the same checks
+    this.config = trainConfig(opts.config, 'trainer config');
     this.policy = opts.policy;
     this.reference = opts.reference;
     this.scorer = opts.scorer;
@@ -127,10 +130,21 @@ export class GrpoTrainer {
     return { step: this.step, cursor: this.cursor, epoch: this.epoch, rng: this.rng.state(), config: this.config };
   }
 
-  /** Resume from the newest checkpoint in outDir/checkpoints, if any; returns whether it did. */
+  /**
+   * Resume from the newest checkpoint in outDir/checkpoints, if any; returns whether it did. A
+   * checkpoint whose saved config differs from this run's in a field that changes the run
+   * (config.ts RESUME_NEUTRAL_FIELDS lists those that may differ) is refused, naming the field.
+   */
   resume(): boolean {
     const ck = latestCheckpoint(path.join(this.config.outDir, 'checkpoints'));
     if (!ck) return false;
+    const saved = readCheckpointState(ck).config;
+    const diff = saved === undefined ? [] : configDifferences(saved, this.config);
+    if (diff.length) {
+      const [d, ...more] = diff;
+      const also = more.length ? `; also differ: ${more.map(m => `'${m.field}'`).join(', ')}` : '';
+      throw new Error(`${ck}: the checkpoint was made with ${d.field} ${shown(d.saved)}, this run has ${shown(d.current)} (field '${d.field}'${also}); use --fresh or the same config`);
+    }
     const s = loadCheckpoint(ck, this.policy.model, this.optimizer);
     this.step = s.step;
     this.epoch = s.epoch;
@@ -279,8 +293,18 @@ export class GrpoTrainer {
   async run(opts: { fresh?: boolean; maxSteps?: number } = {}): Promise<StepLog[]> {
     const c = this.config;
     fs.mkdirSync(c.outDir, { recursive: true });
-    if (!opts.fresh) this.resume();
+    const ckDir = path.join(c.outDir, 'checkpoints');
     const logFile = path.join(c.outDir, 'log.jsonl');
+    const stale = removeStaleTemps(ckDir);
+    if (stale.length) console.error(`grpo: removed ${stale.length} checkpoint temp folder(s) left by an interrupted save in ${ckDir}: ${stale.join(', ')}`);
+    if (opts.fresh) {
+      // start over: the old run's checkpoints must not be resumed later, nor its steps stay in the log
+      clearCheckpoints(ckDir);
+      fs.rmSync(logFile, { force: true });
+    } else this.resume();
+    // the entries past the resumed step (written before a kill) are re-run: drop them, so each step is logged once
+    const dropped = trimStepLog(logFile, this.step);
+    if (dropped) console.error(`grpo: ${logFile}: dropped ${dropped} entries past step ${this.step} (re-run from the checkpoint)`);
     const total = this.totalSteps;
     const bar = new Progress('grpo', total);
     bar.tick(this.step);
@@ -300,7 +324,7 @@ export class GrpoTrainer {
   /** reward and response-length curves from the JSONL log (all steps, including resumed ones) */
   async writePlots(logFile: string): Promise<void> {
     if (!fs.existsSync(logFile)) return;
-    const logs = fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as StepLog);
+    const logs = readStepLog<StepLog & { [k: string]: unknown }>(logFile).entries;
     const x = logs.map(l => l.step);
     const comps = Object.keys(logs[0]?.reward.components ?? {}) as RewardComponent[];
     await writePlot(path.join(this.config.outDir, 'reward'), 'mean reward per step', [
