@@ -33,7 +33,8 @@ await runCli(SPEC, async args => {
     const r = await seg.segment(s.image, s.query, { maxNewTokens: 160 });
     const iu = r.mask ? maskIntersectionUnion(r.mask, s.mask) : { i: 0, u: maskArea(s.mask) };
     records.push(iu);
-    saveBuffer(path.join(args.out, `${s.id}.png`), await overlayPng(s.image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption }));
+    const title = `IoU ${(100 * (iu.u ? iu.i / iu.u : 0)).toFixed(1)}% · ${s.id}`;
+    saveBuffer(path.join(args.out, `${s.id}.png`), await overlayPng(s.image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption, query: s.query, groundTruth: { mask: s.mask, box: s.box }, title }));
     const { mask, ...json } = r;
     writeJsonAtomic(path.join(args.out, `${s.id}.json`), { ...json, groundTruth: { box: s.box, caption: s.caption }, iou: iu.u ? iu.i / iu.u : 0 });
     console.log(`${s.id}  "${s.query}" -> ${r.reason ? `no mask (${r.reason.slice(0, 60)})` : `IoU ${(iu.i / Math.max(iu.u, 1)).toFixed(3)}`}  caption: ${JSON.stringify(r.caption)}`);

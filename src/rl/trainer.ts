@@ -17,7 +17,7 @@ import { componentsOf, computeReward, type RewardComponent } from '../rewards/co
 import { captionScores, type CaptionScorer } from '../rewards/discriminative.ts';
 import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
 import { Progress } from '../util/progress.ts';
-import { writePlot } from '../util/plot.ts';
+import { writeTrainingCurves } from './curves.ts';
 import { AdamW, clipGradNorm } from './adamw.ts';
 import { groupAdvantages } from './advantages.ts';
 import { clearCheckpoints, latestCheckpoint, loadCheckpoint, readCheckpointState, removeStaleTemps, saveCheckpoint, type TrainerState } from './checkpoint.ts';
@@ -321,17 +321,10 @@ export class GrpoTrainer {
     return this.logs;
   }
 
-  /** reward and response-length curves from the JSONL log (all steps, including resumed ones) */
+  /** the training curves (curves.png: reward, loss, KL, gradient norm, entropy, length; reward.png, length.png) from the JSONL log, one entry per step */
   async writePlots(logFile: string): Promise<void> {
     if (!fs.existsSync(logFile)) return;
-    const logs = readStepLog<StepLog & { [k: string]: unknown }>(logFile).entries;
-    const x = logs.map(l => l.step);
-    const comps = Object.keys(logs[0]?.reward.components ?? {}) as RewardComponent[];
-    await writePlot(path.join(this.config.outDir, 'reward'), 'mean reward per step', [
-      { name: 'total', x, y: logs.map(l => l.reward.mean) },
-      ...comps.map(k => ({ name: k, x, y: logs.map(l => l.reward.components[k] ?? NaN) })),
-    ], { yLabel: 'reward' });
-    await writePlot(path.join(this.config.outDir, 'length'), 'mean response length (tokens)', [{ name: 'response tokens', x, y: logs.map(l => l.responseLength.mean) }], { yLabel: 'tokens' });
+    await writeTrainingCurves(this.config.outDir, readStepLog<StepLog & { [k: string]: unknown }>(logFile).entries);
   }
 }
 

@@ -91,11 +91,21 @@ export function niceStep(span: number, target = 5): number {
 
 /** decimals needed to print multiples of `step` exactly */
 function decimalsOf(step: number): number {
-  for (let d = 0; d < 12; d++) if (Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) < 1e-6) return d;
+  for (let d = 0; d < 12; d++) {
+    const x = step * 10 ** d;
+    if (x >= 0.999 && Math.abs(Math.round(x) - x) < 1e-6 * x) return d;
+  }
   return 12;
 }
 
+/** a tick label: plain decimals, or `2.5e-7` for tiny values and huge steps */
 export function formatTick(v: number, step: number): string {
+  if (step > 0 && ((step < 1e-4 && Math.abs(v) < 1e-3) || step >= 1e7)) {
+    if (v === 0) return '0';
+    const e = Math.floor(Math.log10(step));
+    const mant = Number((v / 10 ** e).toFixed(decimalsOf(step / 10 ** e)));
+    return `${mant}e${e}`;
+  }
   const s = v.toFixed(decimalsOf(step));
   return /^-0(\.0*)?$/.test(s) ? s.slice(1) : s;
 }
@@ -109,7 +119,7 @@ export function niceTicks(lo: number, hi: number, target = 5, integer = false): 
   const a = Math.floor(lo / step + 1e-9);
   const b = Math.ceil(hi / step - 1e-9);
   const ticks: number[] = [];
-  for (let k = a; k <= b; k++) ticks.push(Number((k * step).toFixed(decimalsOf(step))));
+  for (let k = a; k <= b; k++) ticks.push(Number((k * step).toPrecision(12)));
   return { lo: a * step, hi: b * step, step, ticks };
 }
 
@@ -156,6 +166,8 @@ export function linePanel(title: string, series: Series[], opts: PlotOptions, W:
   const xs = styled.flatMap(s => s.x).filter(Number.isFinite);
   const ys = styled.flatMap(s => [...s.y, ...(s.band?.lo ?? []), ...(s.band?.hi ?? [])]).filter(Number.isFinite);
   const yr = niceTicks(Math.min(...ys, ...(opts.yInclude ?? []), ys.length ? Infinity : 0), Math.max(...ys, ...(opts.yInclude ?? []), ys.length ? -Infinity : 1), Math.max(3, Math.round((H - m.t - m.b) / 50)));
+  // the left margin fits the longest tick label beside the rotated axis label
+  m.l = Math.max(m.l, Math.ceil(28 + Math.max(...yr.ticks.map(t => textWidth(formatTick(t, yr.step), 10)))));
   let [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
   // dots at the ends would be cut in half: a small margin for scatters
