@@ -75,13 +75,15 @@ test('inference scale-back: round(int(v) * W / 840) half to even, fuzzy keys, no
   if ('error' in bad) assert.is(bad.error.detail, "cannot access local variable 'points' where it is not associated with a value");
 });
 
+const FAKE_WEIGHTS = { fingerprint: 'f'.repeat(64), policy: 'p', sam2: 's', clip: null };
+
 function fakeSegmenter(results: Record<string, Partial<SegmentResult>>): Segmenter {
   const policy = { viewSize: 840, tokenizer: { encode: (t: string) => t.split(' ').map(w => w.length) } };
   return {
     policy,
     async segment(image: { width: number; height: number }, query: string) {
       const r = results[query];
-      return { query, text: '', think: null, answer: null, caption: null, bbox: null, points: null, mask: null, score: null, tokens: 0, thinkTokens: 0, width: image.width, height: image.height, ...r };
+      return { query, text: '', think: null, answer: null, caption: null, bbox: null, points: null, mask: null, score: null, view: 840, generatedTokens: 0, thinkTokens: 0, width: image.width, height: image.height, ...r };
     },
   } as unknown as Segmenter;
 }
@@ -101,7 +103,7 @@ test('evaluate records as evaluation.py: dropped both-empty samples, failure thi
     'failed-empty': { text: 'nothing', reason: 'answer does not parse', parseError: 'boom' },
   });
   const out = path.join(tmp, 'released');
-  const { records, tables } = await evaluate(seg, samples, samples.length, { outDir: out, worst: 0, figures: false });
+  const { records, tables } = await evaluate(seg, samples, samples.length, { outDir: out, worst: 0, figures: false, fingerprint: FAKE_WEIGHTS });
   const byId = Object.fromEntries(records.map(r => [r.id, r]));
   assert.equal([byId.hit.i, byId.hit.u, byId.hit.counted], [1, 2, true]);
   assert.is(byId['both-empty'].counted, false);
@@ -125,7 +127,7 @@ test('evaluate records as evaluation.py: dropped both-empty samples, failure thi
   assert.match(rep, /SNR \(mean of ratios\) \| SNR \(ratio of means\)/);
   assert.match(rep, /Dropped .*: 1\./);
   // the cleaner count: the outputs' own think texts, no error strings
-  const clean = await evaluate(seg, samples, samples.length, { outDir: path.join(tmp, 'clean'), worst: 0, figures: false, thinkTokens: 'response', fresh: true });
+  const clean = await evaluate(seg, samples, samples.length, { outDir: path.join(tmp, 'clean'), worst: 0, figures: false, thinkTokens: 'response', fresh: true, fingerprint: FAKE_WEIGHTS });
   assert.equal(clean.records.map(r => r.tokens), [3, null, 2, null]);
 });
 

@@ -74,7 +74,7 @@ test('a ReasonSeg-layout folder is evaluated; malformed samples are skipped with
   const worst = fs.readdirSync(path.join(out, 'worst')).filter(f => f.endsWith('.png')).sort();
   assert.equal(worst, ['s0.png', 's1.png', 's2.png']);
   const ov = await sharp(path.join(out, 'worst', 's0.png')).metadata();
-  assert.equal([ov.width, ov.height], [2 * 64 + 4, 64], 'prediction beside ground truth');
+  assert.ok(ov.width! > 2 * 64 && ov.height! > 64, 'prediction beside ground truth, with text bands');
   const index = fs.readFileSync(path.join(out, 'worst', 'index.md'), 'utf8');
   const ious = [...index.matchAll(/^\| \d+ \| \S+ \| ([\d.]+) \|/gm)].map(m => Number(m[1]));
   assert.is(ious.length, 3);

@@ -8,13 +8,18 @@
  * - a parsed output whose prediction and ground truth are both empty (U = 0) is dropped: kept in
  *   results.jsonl with `counted: false` (so a resumed run skips it) and left out of every metric;
  * - #Tok counts as get_tokens.py does (option `thinkTokens`, see tokens.ts).
+ * Provenance: the first line of results.jsonl is `{"provenance": {...}}` (EvalProvenance: the
+ * weights fingerprint, the data spec and the options that change results), also in metrics.json.
+ * A rerun into a folder whose results were made otherwise refuses, naming the difference, unless
+ * `fresh`. The record schema is documented in docs/outputs.md.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { resize, type ImageU8 } from '../io/resample.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
-import type { Segmenter } from '../pipeline/segment.ts';
+import { weightsFingerprint, type WeightsFingerprint } from '../pipeline/bundle.ts';
+import { DEFAULT_MAX_NEW_TOKENS, type Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
 import { evaluationFigures } from './figures.ts';
 import { WorstSamples, type WorstEntry } from './worst.ts';
@@ -30,6 +35,11 @@ export interface EvalSample {
   labels?: Record<string, string>;
 }
 
+/**
+ * One line of results.jsonl (docs/outputs.md). Frames: `bbox` and `points` are in IMAGE pixels
+ * (the policy's answer scaled back from its view, see SegmentResult); `text` is the raw output,
+ * whose JSON is in the policy's view frame (`view` x `view`, 840 for DPAD).
+ */
 export interface EvalRecord extends SampleRecord {
   id: string;
   query: string;
@@ -37,9 +47,26 @@ export interface EvalRecord extends SampleRecord {
   /** the think evaluation.py records: first <think>([^<]+)</think> or '', '[Error]... {e}' for a parse failure */
   think: string | null;
   caption: string | null;
+  /** [x1, y1, x2, y2] in image pixels, null when the answer does not parse */
   bbox: number[] | null;
+  /** [[x, y], [x, y]] in image pixels, null when the answer does not parse */
   points: number[][] | null;
+  /** the square view (pixels) the policy saw and answered in: `text`'s JSON is in this frame */
+  view?: number;
+  /** every token the policy generated (stop token included): SegmentResult.generatedTokens */
+  generatedTokens?: number;
+  /** tokens of the output's first <think>([^<]+)</think>, 0 without one: SegmentResult.thinkTokens */
+  thinkTokens?: number;
   reason?: string;
+}
+
+/** What made a results folder: compared on every rerun (see evaluate). */
+export interface EvalProvenance {
+  version: 1;
+  weights: WeightsFingerprint & { dir: string | null };
+  /** the data spec as the caller gave it (e.g. 'world:test:50' or { spec, split, ... }); null when not given */
+  data: unknown;
+  options: { maxNewTokens: number; thinkTokens: ThinkTokenCounting; variant: 'dpad' | 'baseline'; scorer: boolean };
 }
 
 function gtBox(mask: Uint8Array, w: number, h: number): [number, number, number, number] | null {
@@ -48,18 +75,57 @@ function gtBox(mask: Uint8Array, w: number, h: number): [number, number, number,
   return x2 < 0 ? null : [x1, y1, x2 + 1, y2 + 1];
 }
 
-export function readResults(file: string): EvalRecord[] {
-  if (!fs.existsSync(file)) return [];
-  const out: EvalRecord[] = [];
+/** results.jsonl: its provenance line (null when absent) and its complete records (a torn line is dropped). */
+export function readResultsFile(file: string): { provenance: EvalProvenance | null; records: EvalRecord[] } {
+  const records: EvalRecord[] = [];
+  let provenance: EvalProvenance | null = null;
+  if (!fs.existsSync(file)) return { provenance, records };
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
+    let v: unknown;
     try {
-      out.push(JSON.parse(line));
+      v = JSON.parse(line);
     } catch {
-      // a line cut by a kill mid-write: that sample is evaluated again
+      continue; // a line cut by a kill mid-write: that sample is evaluated again
     }
+    if (!v || typeof v !== 'object') continue;
+    const o = v as Record<string, unknown>;
+    if (typeof o.id === 'string') records.push(o as unknown as EvalRecord);
+    else if (o.provenance && typeof o.provenance === 'object' && provenance === null) provenance = o.provenance as EvalProvenance;
   }
-  return out;
+  return { provenance, records };
+}
+
+export function readResults(file: string): EvalRecord[] {
+  return readResultsFile(file).records;
+}
+
+/** JSON with sorted keys (a data spec compares equal whatever its key order) */
+function stable(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map(k => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * Why `before` (the folder's) and `now` (this run's) provenance cannot share a results file, or
+ * null when they can. `where` names the folder.
+ */
+export function provenanceMismatch(where: string, before: EvalProvenance | null, now: EvalProvenance, count: number): string | null {
+  const fresh = 'use --fresh to start over';
+  if (!before) return `${where}: results.jsonl has no provenance record (an older version wrote it), so the weights and data of its ${count} results are unknown; ${fresh}`;
+  const bw = before.weights ?? ({} as EvalProvenance['weights']);
+  if (bw.fingerprint !== now.weights.fingerprint) {
+    const label = (w: EvalProvenance['weights']) => `${String(w.fingerprint).slice(0, 12)} (${w.dir ?? 'weights in memory'})`;
+    const parts = (['policy', 'sam2', 'clip'] as const).filter(k => bw[k] !== now.weights[k]);
+    return `${where}: results.jsonl was made with weights ${label(bw)}, this run uses ${label(now.weights)}${parts.length ? ` (${parts.join(', ')} ${parts.length > 1 ? 'differ' : 'differs'})` : ''}; ${fresh}`;
+  }
+  if (stable(before.data ?? null) !== stable(now.data)) return `${where}: results.jsonl was made with data ${stable(before.data ?? null)}, this run uses ${stable(now.data)}; ${fresh}`;
+  for (const k of Object.keys(now.options) as (keyof EvalProvenance['options'])[]) {
+    const a = before.options?.[k];
+    if (stable(a ?? null) !== stable(now.options[k])) return `${where}: results.jsonl was made with ${k} ${stable(a ?? null)}, this run uses ${stable(now.options[k])}; ${fresh}`;
+  }
+  return null;
 }
 
 export interface EvaluateOptions {
@@ -71,8 +137,19 @@ export interface EvaluateOptions {
   worst?: number;
   /** tokens_scatter.png (Figure 4) and tokens_by_group.png (Figure 5); default true */
   figures?: boolean;
-  /** discard an earlier run's results in outDir instead of resuming it (a different model: a retrained policy) */
+  /**
+   * discard an earlier run's results in outDir instead of resuming it; without it, a folder made
+   * with other weights, data or options is refused (the CLI's --fresh)
+   */
   fresh?: boolean;
+  /** the data spec, recorded and compared on resume (e.g. the CLI's --data with its options) */
+  data?: unknown;
+  /** the weights' fingerprint when already computed (default: weightsFingerprint of the segmenter's models and the scorer) */
+  fingerprint?: WeightsFingerprint;
+  /** the weights directory, recorded as a label (default: the Segmenter's `weightsDir`) */
+  weightsDir?: string | null;
+  /** the prompt / answer format: 'dpad' (default) or 'baseline' (Seg-Zero, no caption) */
+  variant?: 'dpad' | 'baseline';
   /**
    * #Tok counting: 'released' (default, get_tokens.py: the recorded think, error strings of
    * unparsable outputs included) or 'response' (the output's own think text only)
@@ -81,9 +158,10 @@ export interface EvaluateOptions {
 }
 
 /** metrics.json: the tables, what each key means, and get_tokens.py's statistics. */
-export function metricsJson(tables: ReturnType<typeof stratifiedTables>, records: readonly EvalRecord[], counting: ThinkTokenCounting = 'released') {
+export function metricsJson(tables: ReturnType<typeof stratifiedTables>, records: readonly EvalRecord[], counting: ThinkTokenCounting = 'released', provenance: EvalProvenance | null = null) {
   const counts = records.flatMap(r => (r.counted !== false && typeof r.tokens === 'number' ? [r.tokens] : []));
   return {
+    ...(provenance ? { provenance } : {}),
     ...tables,
     think_tokens: { counting, definition: THINK_TOKEN_COUNTINGS[counting], ...(tokenCountStats(counts) ?? { total_think_blocks: 0 }) },
     definitions: METRIC_DEFINITIONS,
@@ -91,24 +169,33 @@ export function metricsJson(tables: ReturnType<typeof stratifiedTables>, records
 }
 
 export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
-  fs.mkdirSync(opts.outDir, { recursive: true });
   const resultsFile = path.join(opts.outDir, 'results.jsonl');
+  const counting = opts.thinkTokens ?? 'released';
+  const provenance: EvalProvenance = {
+    version: 1,
+    weights: { ...(opts.fingerprint ?? weightsFingerprint(segmenter.policy, segmenter.sam, opts.scorer ?? null)), dir: opts.weightsDir ?? segmenter.weightsDir ?? null },
+    data: opts.data ?? null,
+    options: { maxNewTokens: opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS, thinkTokens: counting, variant: opts.variant ?? 'dpad', scorer: !!opts.scorer },
+  };
   if (opts.fresh) {
     fs.rmSync(resultsFile, { force: true });
     fs.rmSync(path.join(opts.outDir, 'worst'), { recursive: true, force: true });
   }
-  const done = new Map(readResults(resultsFile).map(r => [r.id, r]));
-  // rewrite the file with the complete records only, so a torn last line cannot stay
-  writeFileAtomic(resultsFile, [...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
+  const before = readResultsFile(resultsFile);
+  const why = before.records.length ? provenanceMismatch(opts.outDir, before.provenance, provenance, before.records.length) : null;
+  if (why) throw new Error(why);
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const done = new Map(before.records.map(r => [r.id, r]));
+  // rewrite the file: the provenance line, then the complete records only (a torn last line cannot stay)
+  writeFileAtomic(resultsFile, [{ provenance }, ...done.values()].map(r => JSON.stringify(r) + '\n').join(''));
   const bar = new Progress(opts.name ?? 'eval', total);
   bar.tick(done.size);
   const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].filter(r => r.counted !== false).map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
   const v = segmenter.policy.viewSize;
-  const counting = opts.thinkTokens ?? 'released';
   const encode = (t: string) => segmenter.policy.tokenizer.encode(t);
   for await (const s of samples) {
     if (done.has(s.id)) continue;
-    const r = await segmenter.segment(s.image, s.query, { maxNewTokens: opts.maxNewTokens });
+    const r = await segmenter.segment(s.image, s.query, { maxNewTokens: provenance.options.maxNewTokens, variant: provenance.options.variant });
     // a parse failure has no mask: I = 0, U = |gt|; a parsed sample with U = 0 is dropped
     const { i, u, counted } = sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask);
     const think = recordedThink(r.text, r.parseError);
@@ -126,8 +213,8 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
       if (r.think !== null && sc[1]) [ts1, ts2] = [sc[1].s1, sc[1].s2];
     }
     const rec: EvalRecord = {
-      id: s.id, query: s.query, text: r.text, think, caption: r.caption, bbox: r.bbox, points: r.points,
-      i, u, counted, tokens: counted && tokText ? encode(tokText).length : null, s1, s2, ts1, ts2, labels: s.labels, ...(r.reason ? { reason: r.reason } : {}),
+      id: s.id, query: s.query, text: r.text, think, caption: r.caption, bbox: r.bbox, points: r.points, view: r.view,
+      i, u, counted, tokens: counted && tokText ? encode(tokText).length : null, generatedTokens: r.generatedTokens, thinkTokens: r.thinkTokens, s1, s2, ts1, ts2, labels: s.labels, ...(r.reason ? { reason: r.reason } : {}),
     };
     fs.appendFileSync(resultsFile, JSON.stringify(rec) + '\n');
     done.set(s.id, rec);
@@ -136,7 +223,7 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
   }
   const records = [...done.values()];
   const tables = stratifiedTables(records);
-  writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), metricsJson(tables, records, counting));
+  writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), metricsJson(tables, records, counting, provenance));
   const worstList = worst.writeIndex();
   const figures = opts.figures ?? true ? await evaluationFigures(opts.outDir, opts.name ?? 'evaluation', records) : [];
   writeFileAtomic(path.join(opts.outDir, 'report.md'), report(opts.name ?? 'evaluation', tables, records, { figures, worst: worstList }));

@@ -47,7 +47,7 @@ export async function evaluateOnWorld(policy: Policy, sam: Sam2Image, scorer: Ca
       reward += rw.total;
       for (const [k, c] of Object.entries(rw.components)) sums[k] = (sums[k] ?? 0) + c!.value;
       iu.push(sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask));
-      tokens += r.tokens;
+      tokens += r.generatedTokens;
       bar?.tick();
     }
   } finally {

@@ -28,6 +28,7 @@ function guarded(f: () => RewardValue): RewardValue {
 /** `<think>…</think>\s*<answer>…</answer>\s*<caption>…</caption>` fully matches (baseline: without caption). */
 export function thinkingFormatReward(p: ParsedResponse, opts: { caption?: boolean } = {}): RewardValue {
   const match = opts.caption === false ? p.thinkingFormatBaseline : p.thinkingFormatDpad;
+  if (p.rejected) return zero(p.rejected);
   return match ? ok(1) : zero(opts.caption === false ? 'response is not <think>…</think><answer>…</answer>' : 'response is not <think>…</think><answer>…</answer><caption>…</caption>');
 }
 

@@ -10,8 +10,12 @@
  * - think = the first `<think>([^<]+)</think>`, else "" (a `<` inside the think text gives "").
  * A missing or invalid JSON, a missing box or missing points raise, as in Python: the error is a
  * PyError whose `detail` is CPython 3.11's str(e), which the evaluation records as the think text.
+ * The patterns are read by the linear-time scans of scan.ts. A response over MAX_RESPONSE_CHARS
+ * is not read: a ValueError `response is N characters, over the parser's limit of 262144` (a
+ * parse failure), and its think is ''.
  */
 import { PyError, pyIndex, pyInt, pyJsonLoads, pyLen, pyRound, type PyValue } from './pycompat.ts';
+import { firstBraceObject, firstThinkNoLt, responseTooLong } from './scan.ts';
 
 export interface Prediction {
   /** [x1, y1, x2, y2] in image pixels (integers, may lie outside the image) */
@@ -21,13 +25,11 @@ export interface Prediction {
   think: string;
 }
 
-const FIRST_JSON = /\{[^}]+\}/;
-const THINK = /<think>([^<]+)<\/think>/;
-
-/** The released evaluation's think text: the first `<think>([^<]+)</think>`, else ''. */
+/** The released evaluation's think text: the first `<think>([^<]+)</think>`, else '' ('' over MAX_RESPONSE_CHARS). */
 export function extractThink(text: string): string {
-  const m = THINK.exec(text);
-  return m ? m[1] : '';
+  const s = typeof text === 'string' ? text : String(text ?? '');
+  if (responseTooLong(s)) return '';
+  return firstThinkNoLt(s) ?? '';
 }
 
 /** round(int(v) * factor) as Python computes it (int * float is a float product). */
@@ -48,9 +50,11 @@ export function extractPrediction(text: string, xFactor: number, yFactor: number
   const s = typeof text === 'string' ? text : String(text ?? '');
   let bbox: Prediction['bbox'] | null = null;
   let points: Prediction['points'] | null = null;
-  const m = FIRST_JSON.exec(s);
-  if (m) {
-    const data = pyJsonLoads(m[0]);
+  const tooLong = responseTooLong(s);
+  if (tooLong) throw new PyError('ValueError', tooLong);
+  const m = firstBraceObject(s);
+  if (m !== null) {
+    const data = pyJsonLoads(m);
     if (!(data instanceof Map)) throw new PyError('TypeError', `'${typeof data}' object has no attribute 'keys'`);
     const keys = [...data.keys()];
     const bboxKey = keys.find(k => k.toLowerCase().includes('bbox'));

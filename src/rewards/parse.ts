@@ -1,8 +1,12 @@
 /**
  * Parse a policy response once into a typed result; every reward is a pure function of it.
- * The patterns are the reference's (SPEC section 2), with Python's `\s` and `str.strip`.
+ * The patterns are the reference's (SPEC section 2), with Python's `\s`, `\d` and `str.strip`,
+ * read by the linear-time scans of scan.ts (identical results to CPython's `re`; a fuzz corpus
+ * test holds them to the regexes). A response over MAX_RESPONSE_CHARS is not read: `rejected`
+ * says why, and every field is empty, so every reward is 0.
  */
-import { PY_WHITESPACE, PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';
+import { PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';
+import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, responseTooLong, thinkingFormatMatches } from './scan.ts';
 
 export type Box = [number, number, number, number];
 export type Point = [number, number];
@@ -22,41 +26,37 @@ export interface ParsedResponse {
   think: string | null;
   /** text of the first <answer>(.*?)</answer> (DOTALL), null when absent */
   answer: string | null;
+  /** why the response was not read at all (over MAX_RESPONSE_CHARS); absent when it was */
+  rejected?: string;
 }
-
-const S = `[${PY_WHITESPACE}]*`;
-const DPAD_FORMAT = new RegExp(`^<think>[^]*?</think>${S}<answer>[^]*?</answer>${S}<caption>[^]*?</caption>$`);
-const BASELINE_FORMAT = new RegExp(`^<think>[^]*?</think>${S}<answer>[^]*?</answer>$`);
-const FIRST_JSON = /\{[^}]+\}/;
-const CAPTION = /<caption>([^]*?)<\/caption>/;
-const THINK = /<think>([^<]+)<\/think>/;
-const ANSWER = /<answer>([^]*?)<\/answer>/;
 
 export function parseResponse(text: string): ParsedResponse {
   const s = typeof text === 'string' ? text : String(text ?? '');
+  const tooLong = responseTooLong(s);
+  if (tooLong) {
+    return { text: s, thinkingFormatDpad: false, thinkingFormatBaseline: false, json: null, jsonError: tooLong, caption: null, think: null, answer: null, rejected: tooLong };
+  }
   let json: PyValue | null = null;
   let jsonError: string | null = null;
-  const m = FIRST_JSON.exec(s);
-  if (!m) jsonError = 'no {...} object in the response';
+  const m = firstBraceObject(s);
+  if (m === null) jsonError = 'no {...} object in the response';
   else {
     try {
-      json = pyJsonLoads(m[0]);
+      json = pyJsonLoads(m);
     } catch (e) {
       jsonError = e instanceof PyError ? e.message : String(e);
     }
   }
-  const cap = CAPTION.exec(s);
-  const th = THINK.exec(s);
-  const an = ANSWER.exec(s);
+  const cap = firstLazyTag(s, '<caption>', '</caption>');
   return {
     text: s,
-    thinkingFormatDpad: DPAD_FORMAT.test(s),
-    thinkingFormatBaseline: BASELINE_FORMAT.test(s),
+    thinkingFormatDpad: thinkingFormatMatches(s, true),
+    thinkingFormatBaseline: thinkingFormatMatches(s, false),
     json,
     jsonError,
-    caption: cap ? pyStrip(cap[1]) : null,
-    think: th ? th[1] : null,
-    answer: an ? an[1] : null,
+    caption: cap === null ? null : pyStrip(cap),
+    think: firstThinkNoLt(s),
+    answer: firstLazyTag(s, '<answer>', '</answer>'),
   };
 }
 
@@ -65,17 +65,18 @@ export interface GroundTruth {
   points: [Point, Point] | null;
 }
 
-const GT_BOX = /<box>\((\d+),(\d+)\),\((\d+),(\d+)\)<\/box>/;
-const GT_POINTS = /<points>\((\d+),(\d+)\),\((\d+),(\d+)\)<\/points>/;
-
-/** `<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`: integers in the 840 frame */
+/**
+ * `<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`: integers in the 840 frame, each
+ * read as the reference reads it: the first re.search(r'<box>\((\d+),(\d+)\),\((\d+),(\d+)\)</box>')
+ * (Python's `\d`: Unicode decimal digits too) and int() of the groups; likewise `<points>`.
+ */
 export function parseGroundTruth(text: string): GroundTruth {
   const s = pyStrip(String(text ?? ''));
-  const b = GT_BOX.exec(s);
-  const p = GT_POINTS.exec(s);
+  const b = firstTaggedQuad(s, 'box');
+  const p = firstTaggedQuad(s, 'points');
   return {
-    box: b ? [Number(b[1]), Number(b[2]), Number(b[3]), Number(b[4])] : null,
-    points: p ? [[Number(p[1]), Number(p[2])], [Number(p[3]), Number(p[4])]] : null,
+    box: b,
+    points: p ? [[p[0], p[1]], [p[2], p[3]]] : null,
   };
 }
 

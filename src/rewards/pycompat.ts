@@ -12,7 +12,7 @@ export type PyDict = Map<string, PyValue>;
 
 /** Python's TypeError / KeyError / ValueError, for code paths the reference guards with `except`. */
 export class PyError extends Error {
-  readonly kind: 'TypeError' | 'KeyError' | 'ValueError' | 'IndexError' | 'OverflowError' | 'ZeroDivisionError' | 'JSONDecodeError' | 'UnboundLocalError';
+  readonly kind: 'TypeError' | 'KeyError' | 'ValueError' | 'IndexError' | 'OverflowError' | 'ZeroDivisionError' | 'JSONDecodeError' | 'UnboundLocalError' | 'RecursionError';
   /** what CPython 3.11's str(e) prints (the released evaluation records it as `[Error]... {e}`) */
   readonly detail: string;
   /**
@@ -52,12 +52,19 @@ export function pyIsSpace(ch: string): boolean {
   return WS_SET.test(ch);
 }
 
+/** str.isspace() of one UTF-16 code unit (no whitespace lies outside the BMP) */
+export function pyIsSpaceCode(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+}
+
 /** str.strip() with no argument */
 export function pyStrip(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && pyIsSpace(s[a])) a++;
-  while (b > a && pyIsSpace(s[b - 1])) b--;
+  while (a < b && pyIsSpaceCode(s.charCodeAt(a))) a++;
+  while (b > a && pyIsSpaceCode(s.charCodeAt(b - 1))) b--;
   return s.slice(a, b);
 }
 
@@ -127,9 +134,29 @@ export function pyGet(d: PyValue | undefined, key: string): PyValue {
   return d.get(key)!;
 }
 
-const PY_INT_LITERAL = new RegExp(`^[${PY_WHITESPACE}]*([+-]?)([0-9](?:_?[0-9])*)[${PY_WHITESPACE}]*$`);
+const PY_INT_LITERAL = new RegExp(`^[${PY_WHITESPACE}]*([+-]?)(\\p{Nd}(?:_?\\p{Nd})*)[${PY_WHITESPACE}]*$`, 'u');
+const ND = /^\p{Nd}$/u;
 
-/** int(v): truncation of floats, bools as 0/1, base-10 strings as Python parses them */
+/**
+ * The value of a Unicode decimal digit (what Python's `\d` and int() accept: category Nd), or
+ * -1. Nd digits come in contiguous 0..9 blocks, and blocks that touch start ten apart.
+ */
+export function pyDecimalValue(cp: number): number {
+  if (cp >= 0x30 && cp <= 0x39) return cp - 0x30;
+  if (cp < 0x80 || !ND.test(String.fromCodePoint(cp))) return -1;
+  let z = cp;
+  while (ND.test(String.fromCodePoint(z - 1))) z--;
+  return (cp - z) % 10;
+}
+
+/** a run of Unicode decimal digits as the ASCII digits of the same number */
+export function pyAsciiDigits(s: string): string {
+  let out = '';
+  for (const ch of s) out += String.fromCharCode(0x30 + pyDecimalValue(ch.codePointAt(0)!));
+  return out;
+}
+
+/** int(v): truncation of floats, bools as 0/1, base-10 strings as Python parses them (any Unicode decimal digits) */
 export function pyInt(v: PyValue | undefined, what: string): number {
   if (typeof v === 'boolean') return v ? 1 : 0;
   if (typeof v === 'number') {
@@ -140,7 +167,7 @@ export function pyInt(v: PyValue | undefined, what: string): number {
   if (typeof v === 'string') {
     const m = PY_INT_LITERAL.exec(v);
     if (!m) throw new PyError('ValueError', `invalid literal for int() with base 10: ${pyRepr(v)}`, what);
-    const n = Number(m[2].replace(/_/g, ''));
+    const n = Number(pyAsciiDigits(m[2].replace(/_/g, '')));
     return m[1] === '-' ? -n + 0 : n;
   }
   throw new PyError('TypeError', `int() argument must be a string, a bytes-like object or a real number, not '${pyTypeName(v)}'`, what);
@@ -150,9 +177,17 @@ export function pyInt(v: PyValue | undefined, what: string): number {
  * json.loads(text) with CPython's defaults: strict strings (no raw control characters),
  * NaN / Infinity / -Infinity accepted, duplicate keys resolved to the last, whitespace
  * limited to space, tab, LF and CR. Throws PyError('JSONDecodeError', ...) with the position.
+ * Arrays or objects nested deeper than JSON_MAX_DEPTH raise RecursionError as CPython's scanner
+ * does at its recursion limit (1000, less the caller's depth), instead of overflowing the stack.
  */
+export const JSON_MAX_DEPTH = 1000;
+
 export function pyJsonLoads(text: string): PyValue {
   let i = 0;
+  let depth = 0;
+  const enter = (what: 'object' | 'array') => {
+    if (++depth > JSON_MAX_DEPTH) throw new PyError('RecursionError', `maximum recursion depth exceeded while decoding a JSON ${what} from a unicode string`);
+  };
   const n = text.length;
   // CPython's JSONDecodeError text: `msg: line L column C (char P)`
   const fail = (msg: string, pos = i): never => {
@@ -201,9 +236,10 @@ export function pyJsonLoads(text: string): PyValue {
     const c = text[i];
     if (c === '{') {
       i++;
+      enter('object');
       const d: PyDict = new Map();
       ws();
-      if (text[i] === '}') { i++; return d; }
+      if (text[i] === '}') { i++; depth--; return d; }
       for (;;) {
         ws();
         if (text[i] !== '"') fail('Expecting property name enclosed in double quotes');
@@ -214,20 +250,21 @@ export function pyJsonLoads(text: string): PyValue {
         d.set(k, value());
         ws();
         if (text[i] === ',') { i++; continue; }
-        if (text[i] === '}') { i++; return d; }
+        if (text[i] === '}') { i++; depth--; return d; }
         fail("Expecting ',' delimiter");
       }
     }
     if (c === '[') {
       i++;
+      enter('array');
       const a: PyValue[] = [];
       ws();
-      if (text[i] === ']') { i++; return a; }
+      if (text[i] === ']') { i++; depth--; return a; }
       for (;;) {
         a.push(value());
         ws();
         if (text[i] === ',') { i++; continue; }
-        if (text[i] === ']') { i++; return a; }
+        if (text[i] === ']') { i++; depth--; return a; }
         fail("Expecting ',' delimiter");
       }
     }
