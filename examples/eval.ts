@@ -16,7 +16,7 @@ import { refCocoIndex, refCocoSamples } from '../src/data/refcoco.ts';
 import { evaluate, type EvalSample } from '../src/eval/evaluate.ts';
 import { tokenBands } from '../src/eval/figures.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
+import { DEFAULT_WEIGHTS, loadWeights, weightsFingerprint } from '../src/pipeline/bundle.ts';
 import { Segmenter } from '../src/pipeline/segment.ts';
 import { runCli, UsageError } from '../src/util/cli.ts';
 
@@ -59,6 +59,7 @@ const SPEC = {
     'reasonseg-ignore': { type: 'string', default: 'target', choices: ['target', 'background'], help: "ReasonSeg folders: 'ignore' regions count as target (as the released evaluation's data build) or as background" },
     'think-tokens': { type: 'string', default: 'released', choices: ['released', 'response'], help: "#Tok: as the released get_tokens.py (an unparsable output counts its error text) or the output's own think text" },
     worst: { type: 'int', default: 8, min: 0, help: 'overlays of the N lowest-IoU samples in worst/' },
+    fresh: { type: 'boolean', help: 'start over: discard results in --out (a folder made with other weights, data or options is otherwise refused)' },
   },
   examples: ['npm run eval -- --data world:test:200', 'npm run eval -- --data ReasonSeg_test/test.parquet --weights weights/dpad-7b'],
 } as const;
@@ -66,14 +67,19 @@ const SPEC = {
 await runCli(SPEC, async args => {
   const specs = args.data;
   await initBackend();
-  const seg = new Segmenter(loadPolicyFrom(args.weights), loadSegmenterModelFrom(args.weights));
-  const scorer = fs.existsSync(path.join(args.weights, 'clip')) ? loadScorerFrom(args.weights) : null;
+  const weights = loadWeights(args.weights);
+  const { segmenter: seg, scorer } = weights;
+  // computed once: every dataset's results record which weights made them
+  const fingerprint = weightsFingerprint(weights.policy, weights.sam, scorer);
   const perDataset: { name: string; tokens: number[] }[] = [];
   for (const spec of specs) {
     const skipped: Skipped[] = [];
     const opened = open(spec, skipped, args);
     const outDir = specs.length > 1 ? path.join(args.out, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : args.out;
-    const { tables, records } = await evaluate(seg, opened.samples, await opened.total, { outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, thinkTokens: args['think-tokens'] as 'released' | 'response' });
+    const { tables, records } = await evaluate(seg, opened.samples, await opened.total, {
+      outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, thinkTokens: args['think-tokens'] as 'released' | 'response',
+      fresh: args.fresh, data: { spec, images: args.images ?? null, split: args.split, 'split-by': args['split-by'], 'reasonseg-ignore': args['reasonseg-ignore'] }, weightsDir: args.weights, fingerprint,
+    });
     writeJsonAtomic(path.join(outDir, 'skipped.json'), skipped);
     perDataset.push({ name: spec, tokens: records.flatMap(r => (r.tokens != null ? [r.tokens] : [])) });
     console.log(`${spec}: gIoU ${(tables.all.gIoU * 100).toFixed(1)}  cIoU ${(tables.all.cIoU * 100).toFixed(1)}  n ${tables.all.n}  skipped ${skipped.length}; report in ${outDir}/report.md`);

@@ -34,8 +34,8 @@ await runCli(SPEC, async args => {
   const ms = performance.now() - t0;
   const out = args.out;
   if (r.mask) saveBuffer(path.join(out, 'mask.png'), await maskPng(r.mask, r.width, r.height));
-  saveBuffer(path.join(out, 'overlay.png'), await overlayPng(image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption }));
+  saveBuffer(path.join(out, 'overlay.png'), await overlayPng(image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption, query: args.query }));
   const { mask, ...json } = r;
   writeJsonAtomic(path.join(out, 'result.json'), { ...json, maskArea: mask ? mask.reduce((a, b) => a + b, 0) : 0, seconds: ms / 1000 });
-  console.log(`${r.reason ? `no mask: ${r.reason}` : `mask of ${mask!.reduce((a, b) => a + b, 0)} pixels, score ${r.score!.toFixed(3)}`}; caption: ${JSON.stringify(r.caption)}; ${r.tokens} tokens in ${(ms / 1000).toFixed(1)} s -> ${out}`);
+  console.log(`${r.reason ? `no mask: ${r.reason}` : `mask of ${mask!.reduce((a, b) => a + b, 0)} pixels, score ${r.score!.toFixed(3)}`}; caption: ${JSON.stringify(r.caption)}; ${r.generatedTokens} tokens in ${(ms / 1000).toFixed(1)} s -> ${out}`);
 });
