@@ -56,8 +56,11 @@ await runCli(SPEC, async args => {
     if (skipped.length) console.error(`${args.data}: skipped ${skipped.length} malformed rows (first: ${skipped[0].id}: ${skipped[0].reason})`);
     data = { size: rows.length, get: i => rows[i] };
   }
+  const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer, data });
+  // refuse a resume with another config before anything in the run folder is rewritten
+  if (!args.fresh) trainer.resumableCheckpoint();
   fs.mkdirSync(cfg.outDir, { recursive: true });
-  fs.writeFileSync(path.join(cfg.outDir, 'config.json'), JSON.stringify(cfg, null, 2));
+  writeJsonAtomic(path.join(cfg.outDir, 'config.json'), cfg);
   const nEval = args.data ? 0 : args.eval;
   // the held-out measure uses the DPAD reward (with CLIP) for both variants, so the figures compare
   const evalScorer = nEval ? scorer ?? loadScorerFrom(args.weights) : null;
@@ -71,7 +74,6 @@ await runCli(SPEC, async args => {
   const prior = fs.existsSync(baFile) && !args.fresh ? JSON.parse(fs.readFileSync(baFile, 'utf8')) : null;
   const before = nEval ? prior?.before ?? (await measure('before')) : null;
   if (before) writeJsonAtomic(baFile, { before });
-  const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer, data });
   const logs = await trainer.run({ fresh: args.fresh });
   const last = logs[logs.length - 1];
   console.log(`trained to step ${trainer.step}/${trainer.totalSteps}; last mean reward ${last?.reward.mean.toFixed(3) ?? '-'}; logs, curves and checkpoints in ${cfg.outDir}`);

@@ -8,7 +8,8 @@ import { gelu, geluTanh, quickGelu, silu } from '../src/nn/activations.ts';
 import { GatedMlp, Mlp } from '../src/nn/mlp.ts';
 import { KVCache, MultiHeadAttention, causalMask, scaledDotProductAttention } from '../src/nn/attention.ts';
 import { mapRowChunks, rowsWithin } from '../src/nn/chunk.ts';
-import { applyRotary, rotaryTables, rotateHalf } from '../src/nn/rotary.ts';
+import { applyRotary, inverseFrequenciesF32, rotateHalf } from '../src/nn/rotary.ts';
+import { rotaryTables } from './helpers/rotary.ts';
 
 function close(got: tf.Tensor | ArrayLike<number>, want: number[], tol = 1e-5, msg = ''): void {
   const g = got instanceof tf.Tensor ? Array.from(got.dataSync()) : Array.from(got);
@@ -167,6 +168,14 @@ test('rotary helpers: rotate_half and a known rotation', () => {
   close(applyRotary(tf.tensor2d([[1, 0]]), cos, sin), [Math.cos(1), Math.sin(1)]);
   const t2 = rotaryTables([0, 3], 4, 100);
   close(t2.sin.slice([1, 0], [1, 4]), [Math.sin(3), Math.sin(0.3), Math.sin(3), Math.sin(0.3)]);
+});
+
+test('inverseFrequenciesF32: 1 / theta^(2i/dim) in float32, dim/2 of them', () => {
+  const inv = inverseFrequenciesF32(4, 100);
+  assert.instance(inv, Float32Array);
+  assert.equal(Array.from(inv), [1, Math.fround(0.1)]);
+  const q = inverseFrequenciesF32(8, 10000);
+  assert.equal(Array.from(q), [1, Math.fround(0.1), Math.fround(0.01), Math.fround(0.001)]);
 });
 
 class Toy extends Module {

@@ -9,11 +9,12 @@ import { DPAD_PROMPT } from '../src/pipeline/prompt.ts';
 import { tinyPolicy, tinySam, tinyScorer, tinyTokenizerDir } from './helpers/world.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
-import { policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
-import { CELL_OUTPUTS, cellTargets } from '../src/data/world/cells.ts';
-import { pretrainVision } from '../tools/pretrain-vision.ts';
-import { alignPolicy } from '../tools/pretrain-align.ts';
-import { describeScene } from '../src/data/world/describe.ts';
+import { policyImageUse, sam2BoxIoU } from '../src/demo/probes.ts';
+import { CELL_OUTPUTS, cellTargets } from '../src/demo/cells.ts';
+import { pretrainVision } from '../src/demo/pretrain_vision.ts';
+import { alignPolicy } from '../src/demo/pretrain_align.ts';
+import { describeScene } from '../src/demo/describe.ts';
+import { packBatch, referenceExample, weightedNll } from '../src/demo/sft.ts';
 
 test('world samples are deterministic and the splits differ', () => {
   const a = worldSample('train', 5);
@@ -147,6 +148,48 @@ test('alignment trains the decoder only, refuses a trainable vision tower, and l
   const b = snapshot();
   const changed = [...a.keys()].filter(n => a.get(n)!.some((x, i) => x !== b.get(n)![i]));
   assert.ok(changed.length > 0 && changed.every(n => !n.startsWith('visual.')), `changed: ${changed.slice(0, 4).join(', ')}`);
+  policy.model.dispose(); reference.dispose();
+});
+
+test('packBatch left-pads prompts, right-pads responses, and lays the weights out per row', () => {
+  const p = packBatch([
+    { ids: [1, 2, 3], resp: [7, 8], weights: Float32Array.from([1, 5]) },
+    { ids: [4], resp: [9, 10, 11], weights: Float32Array.from([2, 2, 3]) },
+  ], 0);
+  assert.equal([p.batch, p.promptLength, p.responseLength], [2, 3, 3]);
+  assert.equal(Array.from(p.ids), [1, 2, 3, 7, 8, 0, /* row 2 */ 0, 0, 4, 9, 10, 11]);
+  assert.equal(Array.from(p.attentionMask), [1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1]);
+  assert.equal(Array.from(p.weights), [1, 5, 0, 2, 2, 3]);
+  assert.throws(() => packBatch([{ ids: [1], resp: [2, 3], weights: new Float32Array(1) }], 0), (e: Error) => e.message === 'packBatch: example 0 has 1 weights for 2 response tokens');
+  assert.throws(() => packBatch([], 0), (e: Error) => e.message === 'packBatch: no examples');
+});
+
+test('reference examples weight the answer and (optionally) the final think sentence; a padded batch is the weighted mean of its rows', () => {
+  const { policy, reference } = tinyPolicy(5);
+  const s = worldSample('train', 2, { frame: policy.viewSize });
+  const plain = referenceExample(policy, s, 4);
+  const grounded = referenceExample(policy, s, 4, 7);
+  const [a, z] = [plain.weights.indexOf(4), plain.weights.lastIndexOf(4) + 1];
+  assert.ok(a > 0 && z > a && plain.weights.slice(a, z).every(w => w === 4), 'the answer span is weighted');
+  assert.equal(new Set(plain.weights), new Set([1, 4]), 'no ground weight unless asked');
+  const g = grounded.weights.indexOf(7);
+  assert.ok(g > 0 && grounded.weights.lastIndexOf(7) < a, 'the ground span lies before the answer');
+  assert.equal(Array.from(grounded.weights.slice(a, z)), Array.from(plain.weights.slice(a, z)));
+  tf.dispose([plain.pixels, grounded.pixels]);
+  const before = tf.memory().numTensors;
+  const rows = [worldSample('train', 3, { frame: policy.viewSize }), worldSample('train', 4, { frame: policy.viewSize })];
+  const one = rows.map(r => {
+    const e = referenceExample(policy, r, 3, 2);
+    const l = weightedNll(policy, [e]);
+    const v = l.dataSync()[0];
+    l.dispose();
+    return { v, w: e.weights.reduce((x, y) => x + y, 0) };
+  });
+  const both = weightedNll(policy, rows.map(r => referenceExample(policy, r, 3, 2)));
+  const want = (one[0].v * one[0].w + one[1].v * one[1].w) / (one[0].w + one[1].w);
+  assert.ok(Math.abs(both.dataSync()[0] - want) < 1e-4, `batch ${both.dataSync()[0]} vs rows ${want}`);
+  both.dispose();
+  assert.is(tf.memory().numTensors, before, 'the examples\' pixels are consumed, nothing leaks');
   policy.model.dispose(); reference.dispose();
 });
 

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initBackend } from '../src/backend.ts';
-import { clipS1AboveS2, policyImageUse, sam2BoxIoU } from '../src/eval/demo.ts';
+import { clipS1AboveS2, policyImageUse, sam2BoxIoU } from '../src/demo/probes.ts';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
 import { writeJsonAtomic } from '../src/io/atomic.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';

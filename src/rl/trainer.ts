@@ -136,15 +136,8 @@ export class GrpoTrainer {
    * (config.ts RESUME_NEUTRAL_FIELDS lists those that may differ) is refused, naming the field.
    */
   resume(): boolean {
-    const ck = latestCheckpoint(path.join(this.config.outDir, 'checkpoints'));
+    const ck = this.resumableCheckpoint();
     if (!ck) return false;
-    const saved = readCheckpointState(ck).config;
-    const diff = saved === undefined ? [] : configDifferences(saved, this.config);
-    if (diff.length) {
-      const [d, ...more] = diff;
-      const also = more.length ? `; also differ: ${more.map(m => `'${m.field}'`).join(', ')}` : '';
-      throw new Error(`${ck}: the checkpoint was made with ${d.field} ${shown(d.saved)}, this run has ${shown(d.current)} (field '${d.field}'${also}); use --fresh or the same config`);
-    }
     const s = loadCheckpoint(ck, this.policy.model, this.optimizer);
     this.step = s.step;
     this.epoch = s.epoch;
@@ -152,6 +145,23 @@ export class GrpoTrainer {
     this.cursor = s.cursor;
     this.rng = seedrandom('', { state: s.rng as seedrandom.State.Arc4 }) as seedrandom.PRNG & { state(): object };
     return true;
+  }
+
+  /**
+   * The checkpoint `resume()` would load (null: none), after checking that its saved config matches
+   * this run's; it reads no tensors, so a CLI can check before it writes anything.
+   */
+  resumableCheckpoint(): string | null {
+    const ck = latestCheckpoint(path.join(this.config.outDir, 'checkpoints'));
+    if (!ck) return null;
+    const saved = readCheckpointState(ck).config;
+    const diff = saved === undefined ? [] : configDifferences(saved, this.config);
+    if (diff.length) {
+      const [d, ...more] = diff;
+      const also = more.length ? `; also differ: ${more.map(m => `'${m.field}'`).join(', ')}` : '';
+      throw new Error(`${ck}: the checkpoint was made with ${d.field} ${shown(d.saved)}, this run has ${shown(d.current)} (field '${d.field}'${also}); use --fresh or the same config`);
+    }
+    return ck;
   }
 
   checkpoint(): string {

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { worldSample } from '../../src/data/world/generator.ts';
-import { worldClipConfig, worldQwenConfig, writeWorldTokenizer, worldSam2Config } from '../../src/data/world/models.ts';
+import { worldClipConfig, worldQwenConfig, writeWorldTokenizer, worldSam2Config } from '../../src/demo/models.ts';
 import { ClipModel } from '../../src/models/clip/model.ts';
 import { ClipScorer } from '../../src/models/clip/scorer.ts';
 import { ClipTokenizer } from '../../src/models/clip/tokenizer.ts';

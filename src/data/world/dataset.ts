@@ -1,6 +1,6 @@
 /** The world as datasets for training and evaluation. */
 import type { TrainDataset } from '../../rl/trainer.ts';
-import { worldSample, type Split, type WorldSample } from './generator.ts';
+import { worldSample, type Split } from './generator.ts';
 
 export function worldTrainDataset(n: number, frame: number, opts: { size?: number; split?: Split } = {}): TrainDataset {
   return {
@@ -10,8 +10,4 @@ export function worldTrainDataset(n: number, frame: number, opts: { size?: numbe
       return { image: s.image, query: s.query, solution: s.solution };
     },
   };
-}
-
-export function worldSamples(split: Split, n: number, opts: { frame?: number; size?: number } = {}): WorldSample[] {
-  return Array.from({ length: n }, (_, i) => worldSample(split, i, opts));
 }

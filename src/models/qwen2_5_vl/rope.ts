@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { QwenConfig } from './config.ts';
-import { inverseFrequenciesF32, type GridTHW } from './vision.ts';
+import { inverseFrequenciesF32 } from '../../nn/rotary.ts';
+import type { GridTHW } from './vision.ts';
 
 export interface RopeIndex {
   /** [3, B, L] */

@@ -10,18 +10,10 @@ import { scaledDotProductAttention } from '../../nn/attention.ts';
 import { Linear, RMSNorm, linear } from '../../nn/layers.ts';
 import { GatedMlp } from '../../nn/mlp.ts';
 import { Module } from '../../nn/module.ts';
-import { applyRotary } from '../../nn/rotary.ts';
+import { applyRotary, inverseFrequenciesF32 } from '../../nn/rotary.ts';
 import type { QwenVisionConfig } from './config.ts';
 
 export type GridTHW = [number, number, number];
-
-/** float32 inverse frequencies 1 / theta^(2i/dim), computed in float32 as torch does */
-export function inverseFrequenciesF32(dim: number, theta: number): Float32Array {
-  const f = Math.fround;
-  const out = new Float32Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) out[i] = f(1 / f(Math.pow(theta, f(f(2 * i) / dim))));
-  return out;
-}
 
 /** (h, w) position of every patch in merge-major order: [N, 2] (rot_pos_emb's pos_ids) */
 export function visionPositions(grids: GridTHW[], merge: number): Int32Array {

@@ -1,8 +1,8 @@
 /**
- * SAM2's image encoder: the Hiera trunk (multi-scale blocks, q-pooling between stages, windowed
- * and global attention, window positional embedding over an interpolated background embedding)
- * and the FPN neck. Names follow the checkpoint (`image_encoder.trunk.*`, `image_encoder.neck.*`).
- * Tensors are NHWC inside the trunk, NCHW at its outputs, as in the reference.
+ * SAM2's Hiera trunk (multi-scale blocks, q-pooling between stages, windowed and global
+ * attention, window positional embedding over an interpolated background embedding); the FPN neck
+ * and the encoder that holds both are in image_encoder.ts. Names follow the checkpoint
+ * (`image_encoder.trunk.*`). Tensors are NHWC inside the trunk, NCHW at its outputs, as in the reference.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { scaledDotProductAttention } from '../../nn/attention.ts';
@@ -11,7 +11,7 @@ import { interpolate } from '../../nn/interpolate.ts';
 import { Conv2d, LayerNorm, Linear } from '../../nn/layers.ts';
 import { Mlp } from '../../nn/mlp.ts';
 import { Module } from '../../nn/module.ts';
-import type { HieraConfig, NeckConfig } from './config.ts';
+import type { HieraConfig } from './config.ts';
 
 /** [B, H, W, C] -> windows [B * nW, ws, ws, C], zero-padded to multiples of ws */
 function windowPartition(x: tf.Tensor4D, ws: number): { windows: tf.Tensor4D; hp: number; wp: number } {
@@ -210,36 +210,3 @@ export class Hiera extends Module {
     });
   }
 }
-
-/** FPN neck: 1x1 lateral convs, top-down x2 upsampling (fpn_interp_model) at fpn_top_down_levels, sum (or avg) fusion. */
-export class FpnNeck extends Module {
-  readonly convs: Conv2d[];
-  readonly config: NeckConfig;
-
-  constructor(parent: Module | null, prefix: string, c: NeckConfig) {
-    super(parent, prefix);
-    this.config = c;
-    this.convs = c.backbone_channel_list.map((ch, i) => new Conv2d(this, `convs.${i}.conv`, ch, c.d_model, 1));
-  }
-
-  /** trunk features (highest resolution first) -> FPN features, same order, scalp levels dropped from the end */
-  forward(xs: tf.Tensor4D[]): tf.Tensor4D[] {
-    return tf.tidy(() => {
-      const n = this.convs.length - 1;
-      if (xs.length !== this.convs.length) throw new Error(`fpn: ${xs.length} trunk levels for ${this.convs.length} convs`);
-      const out: tf.Tensor4D[] = new Array(xs.length);
-      let prev: tf.Tensor4D | null = null;
-      for (let i = n; i >= 0; i--) {
-        const lateral = this.convs[n - i].forward(xs[i]);
-        if (this.config.fpn_top_down_levels.includes(i) && prev) {
-          const [, , h, w] = prev.shape;
-          const sum = tf.add(lateral, interpolate(prev, h * 2, w * 2, this.config.fpn_interp_model, 2)) as tf.Tensor4D;
-          prev = this.config.fuse_type === 'avg' ? (tf.div(sum, 2) as tf.Tensor4D) : sum;
-        } else prev = lateral;
-        out[i] = prev;
-      }
-      return this.config.scalp > 0 ? out.slice(0, out.length - this.config.scalp) : out;
-    });
-  }
-}
-

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../../nn/module.ts';
 import type { Sam2Config } from './config.ts';
-import { FpnNeck, Hiera } from './hiera.ts';
+import { ImageEncoder } from './image_encoder.ts';
 import { MaskDecoder, type DecodeOutput } from './mask_decoder.ts';
 import { PromptEncoder } from './prompt_encoder.ts';
 
@@ -26,18 +26,6 @@ export interface Prompts {
   pointLabels?: Int32Array | null;
   /** [B, 4] x1, y1, x2, y2 in the S x S frame */
   boxes?: tf.Tensor2D | null;
-}
-
-class ImageEncoder extends Module {
-  readonly trunk: Hiera;
-  readonly neck: FpnNeck;
-  constructor(parent: Module, prefix: string, c: Sam2Config) {
-    super(parent, prefix);
-    this.trunk = new Hiera(this, 'trunk', c.trunk);
-    this.neck = new FpnNeck(this, 'neck', c.neck);
-    const tc = this.trunk.channels.join();
-    if (tc !== c.neck.backbone_channel_list.join()) throw new Error(`sam2 config: trunk channels [${tc}] differ from neck.backbone_channel_list [${c.neck.backbone_channel_list}]`);
-  }
 }
 
 export class Sam2Image extends Module {

@@ -10,7 +10,7 @@ import { answerTokenSpan, encodePrompt, type Policy } from '../pipeline/policy.t
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
-import { iouOf, maskIntersectionUnion } from './metrics.ts';
+import { iouOf, maskIntersectionUnion } from '../eval/metrics.ts';
 
 const maskIoU = (a: ArrayLike<number>, b: ArrayLike<number>) => iouOf(maskIntersectionUnion(a, b));
 

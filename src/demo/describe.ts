@@ -1,11 +1,11 @@
 /**
  * Dense descriptions of world images: every object, in reading order (rows of a 3 x 3 grid, then
  * left to right), with its caption, its place and its box in the policy's view. The alignment
- * stage of the policy warm start (tools/pretrain-align.ts) trains the decoder on them, the world's
+ * stage of the policy warm start (pretrain_align.ts) trains the decoder on them, the world's
  * counterpart of a VLM's caption-alignment stage: every token after the count depends on the image.
  */
-import { captionOf, position, type WorldSample } from './generator.ts';
-import { maskBox } from './render.ts';
+import { captionOf, position, type WorldSample } from '../data/world/generator.ts';
+import { maskBox } from '../data/world/render.ts';
 
 /** the user turn of a description example */
 export const DESCRIBE_PROMPT = 'List the objects.';

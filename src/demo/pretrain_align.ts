@@ -1,20 +1,19 @@
 /**
  * The policy warm start's alignment stage: the decoder (vision tower frozen) learns to read the
- * image from dense scene descriptions (src/data/world/describe.ts), in which nearly every token
+ * image from dense scene descriptions (describe.ts), in which nearly every token
  * depends on the image, then on a mix of those and the reference responses, whose image-determined
  * tokens (the final "It is <caption> in the <place>." of the think, and the answer) are weighted up.
  * With the reference responses alone the decoder explains them from the query and the think and
  * never looks (RESULTS.md); descriptions break that within a few hundred steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DESCRIBE_PROMPT, describeScene } from '../src/data/world/describe.ts';
-import { referenceResponse, worldSample, type WorldSample } from '../src/data/world/generator.ts';
-import { sequenceLogProbs } from '../src/models/qwen2_5_vl/generate.ts';
-import { chatPrompt } from '../src/models/qwen2_5_vl/processor.ts';
-import { answerTokenSpan, encodeImage, encodePrompt, type Policy } from '../src/pipeline/policy.ts';
-import { AdamW, clipGradNorm } from '../src/rl/adamw.ts';
-import { Progress } from '../src/util/progress.ts';
-import type { GridTHW } from '../src/models/qwen2_5_vl/vision.ts';
+import { worldSample, type WorldSample } from '../data/world/generator.ts';
+import { chatPrompt } from '../models/qwen2_5_vl/processor.ts';
+import { encodeImage, type Policy } from '../pipeline/policy.ts';
+import { AdamW, clipGradNorm } from '../rl/adamw.ts';
+import { Progress } from '../util/progress.ts';
+import { DESCRIBE_PROMPT, describeScene } from './describe.ts';
+import { referenceExample, weightedNll, type WeightedExample } from './sft.ts';
 
 export interface AlignOptions {
   /** description-only steps (batches of 8) */
@@ -28,56 +27,16 @@ export interface AlignOptions {
   answerWeight?: number;
 }
 
-interface Example { ids: number[]; resp: number[]; weights: Float32Array; pixels: tf.Tensor2D; grid: GridTHW }
-
 /** description example: short user turn, the scene's description as the response */
-function describeExample(policy: Policy, s: WorldSample): Example {
+function describeExample(policy: Policy, s: WorldSample): WeightedExample {
   const e = encodeImage(policy, s.image);
   const ids = policy.tokenizer.encode(chatPrompt(DESCRIBE_PROMPT, e.tokens));
   const resp = [...policy.tokenizer.encode(describeScene(s, policy.viewSize)), policy.tokenizer.tokenId('<|im_end|>')];
   return { ids, resp, weights: new Float32Array(resp.length).fill(1), pixels: e.pixelValues, grid: e.grid };
 }
 
-/** reference example: the DPAD prompt and reference response, image-determined tokens weighted */
-function referenceExample(policy: Policy, s: WorldSample, answerWeight: number, groundWeight: number): Example {
-  const tok = policy.tokenizer;
-  const enc = encodePrompt(policy, s.image, s.query);
-  const text = referenceResponse(s, policy.viewSize);
-  const resp = [...tok.encode(text), tok.tokenId('<|im_end|>')];
-  const weights = new Float32Array(resp.length).fill(1);
-  const [a, z] = answerTokenSpan(tok, text);
-  weights.fill(answerWeight, a, z);
-  const end = text.indexOf('</think>');
-  weights.fill(groundWeight, tok.encode(text.slice(0, text.lastIndexOf('It is ', end))).length, tok.encode(text.slice(0, end)).length);
-  return { ids: enc.ids, resp, weights, pixels: enc.pixelValues, grid: enc.grid };
-}
-
-/** weighted teacher-forced NLL of a left-padded batch; takes ownership of the examples' pixels */
-function batchLoss(policy: Policy, ex: Example[]): tf.Scalar {
-  const P = Math.max(...ex.map(e => e.ids.length));
-  const R = Math.max(...ex.map(e => e.resp.length));
-  const L = P + R;
-  const B = ex.length;
-  const ids = new Int32Array(B * L).fill(policy.model.config.pad_token_id);
-  const att = new Int32Array(B * L);
-  const w = new Float32Array(B * R);
-  ex.forEach((e, b) => {
-    ids.set(e.ids, b * L + P - e.ids.length);
-    att.fill(1, b * L + P - e.ids.length, b * L + P + e.resp.length);
-    ids.set(e.resp, b * L + P);
-    w.set(e.weights, b * R);
-  });
-  return tf.tidy(() => {
-    const pixels = tf.concat(ex.map(e => e.pixels), 0) as tf.Tensor2D;
-    tf.dispose(ex.map(e => e.pixels));
-    const lp = sequenceLogProbs(policy.model, { ids, batch: B, promptLength: P, responseLength: R, attentionMask: att, pixelValues: pixels, grids: ex.map(e => e.grid) }).logProbs; // [B, R]
-    const wt = tf.tensor2d(w, [B, R]);
-    return tf.neg(tf.div(tf.sum(tf.mul(lp, wt)), tf.sum(wt))) as tf.Scalar;
-  });
-}
-
 /** the step's batch: train samples from fixed index ranges, so a run is reproducible */
-function stepBatch(policy: Policy, i: number, mixed: boolean, o: Required<AlignOptions>): Example[] {
+function stepBatch(policy: Policy, i: number, mixed: boolean, o: Required<AlignOptions>): WeightedExample[] {
   const v = policy.viewSize;
   if (!mixed || i % 2 === 1) return Array.from({ length: 8 }, (_, k) => describeExample(policy, worldSample('train', 90000 + i * 8 + k, { frame: v })));
   return Array.from({ length: 4 }, (_, k) => referenceExample(policy, worldSample('train', 50000 + i * 4 + k, { frame: v }), o.answerWeight, o.groundWeight));
@@ -101,7 +60,7 @@ export function alignPolicy(policy: Policy, opts: AlignOptions): { describeLoss:
     let ema = NaN;
     for (let i = 0; i < steps; i++) {
       const ex = stepBatch(policy, i, phase === 'mixed', o);
-      const { value, grads } = tf.variableGrads(() => batchLoss(policy, ex), vars);
+      const { value, grads } = tf.variableGrads(() => weightedNll(policy, ex), vars);
       const loss = value.dataSync()[0];
       value.dispose();
       const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));

@@ -5,7 +5,7 @@
  * cell also carries its own normalised position, so the tower's features say where they are
  * (the Qwen2.5-VL vision tower has rotary positions only, no absolute ones).
  */
-import { COLORS, SHAPES, SIZES, TEXTURES, type WorldObject } from './render.ts';
+import { COLORS, SHAPES, SIZES, TEXTURES, type WorldObject } from '../data/world/render.ts';
 
 /** the head's output layout, per cell */
 export const CELL_FIELDS = {

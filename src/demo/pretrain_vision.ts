@@ -1,16 +1,16 @@
 /**
  * The policy warm start's first stage: its vision tower alone, on dense per-cell targets of the
- * world (src/data/world/cells.ts) through a linear probe on the merged tokens, which is discarded.
+ * world (cells.ts) through a linear probe on the merged tokens, which is discarded.
  * The decoder then reads features that already say what is where, instead of having to shape the
  * tower through a long text loss (which, on the world, it never does).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from '../src/data/world/cells.ts';
-import { worldSample, type Split } from '../src/data/world/generator.ts';
-import { encodeImage, type Policy } from '../src/pipeline/policy.ts';
-import { AdamW, clipGradNorm, ownedVariable } from '../src/rl/adamw.ts';
-import { Progress } from '../src/util/progress.ts';
+import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from './cells.ts';
+import { worldSample, type Split } from '../data/world/generator.ts';
+import { encodeImage, type Policy } from '../pipeline/policy.ts';
+import { AdamW, clipGradNorm, ownedVariable } from '../rl/adamw.ts';
+import { Progress } from '../util/progress.ts';
 
 interface Batch { pixels: tf.Tensor2D; grids: [number, number, number][]; targets: CellTargets[] }
 

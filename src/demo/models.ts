@@ -4,12 +4,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../../io/atomic.ts';
-import { VIT_B_32, type ClipConfig } from '../../models/clip/config.ts';
-import { QWEN2_5_VL_3B, type QwenConfig } from '../../models/qwen2_5_vl/config.ts';
-import { SAM2_HIERA_T, type Sam2Config } from '../../models/sam2/config.ts';
-import { DPAD_PROMPT, BASELINE_PROMPT } from '../../pipeline/prompt.ts';
-import { referenceResponse, worldSample } from './generator.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { VIT_B_32, type ClipConfig } from '../models/clip/config.ts';
+import { QWEN2_5_VL_3B, type QwenConfig } from '../models/qwen2_5_vl/config.ts';
+import { SAM2_HIERA_T, type Sam2Config } from '../models/sam2/config.ts';
+import { DPAD_PROMPT, BASELINE_PROMPT } from '../pipeline/prompt.ts';
+import { referenceResponse, worldSample } from '../data/world/generator.ts';
 import { SPECIAL_TOKENS, specialIds, trainByteLevelBpe } from './tokenizer.ts';
 
 /** Corpus for the world tokenizer: the prompts, the chat template words, and reference responses. */

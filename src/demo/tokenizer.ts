@@ -3,7 +3,7 @@
  * Hugging Face tokenizer.json (ByteLevel pre-tokenizer and decoder, BPE model, Qwen's special
  * tokens as added tokens), so the policy loads it through the same code as Qwen's own.
  */
-import { bytePairs } from '../../io/byte_alphabet.ts';
+import { bytePairs } from '../io/byte_alphabet.ts';
 
 /** Qwen2.5-VL's special tokens, in the order their ids follow the learned vocabulary. */
 export const SPECIAL_TOKENS = [
