@@ -1,5 +1,6 @@
 /**
- * npm run bench [-- <section>...]   sections: backend, conv, clip, qwen, sam2, sam2train, grpo (default: all)
+ * npm run bench [-- <section>...]   sections: backend, conv, clip, qwen, sam2, sam2train, grpo, world, crossover,
+ * rollout (default: all but world, crossover and rollout). bench/compare.sh runs them on wasm and tensorflow side by side.
  * Prints one line per figure; BENCHMARKS.md records them with the machine.
  */
 import * as os from 'node:os';
@@ -9,14 +10,13 @@ import { initBackend, wasmHeapBytes } from '../src/backend.ts';
 import { VIT_B_32 } from '../src/models/clip/config.ts';
 import { ClipModel } from '../src/models/clip/model.ts';
 import { matmulGflops, timeMs } from '../src/util/timing.ts';
-import { QWEN2_5_VL_3B, type QwenConfig } from '../src/models/qwen2_5_vl/config.ts';
 import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { generate } from '../src/models/qwen2_5_vl/generate.ts';
 import { SAM2_HIERA_L, SAM2_HIERA_T } from '../src/models/sam2/config.ts';
 import { Sam2Image } from '../src/models/sam2/model.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/data/world/models.ts';
+import { worldClipConfig, worldQwenConfig, worldSam2Config, writeWorldTokenizer } from '../src/demo/models.ts';
 import { worldTrainDataset } from '../src/data/world/dataset.ts';
 import { ClipScorer } from '../src/models/clip/scorer.ts';
 import { ClipTokenizer } from '../src/models/clip/tokenizer.ts';
@@ -24,9 +24,10 @@ import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { makePolicy } from '../src/pipeline/policy.ts';
 import { trainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer } from '../src/rl/trainer.ts';
+import { crossoverBench, qwen05Config, rolloutBench, worldStepBench } from './sections.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
-const want = (s: string) => sections.length === 0 || sections.includes(s);
+const want = (s: string) => sections.includes(s) || (sections.length === 0 && !['world', 'crossover', 'rollout'].includes(s));
 const info = await initBackend({ quiet: true });
 console.log(`# ${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}  backend ${info.name}`);
 
@@ -63,11 +64,7 @@ if (want('clip')) {
 if (want('qwen')) {
   // a ~0.5B-parameter decoder: Qwen2.5-0.5B's text sizes (vocab trimmed to fit the wasm heap), a small vision tower
   const vocab = Number(process.env.BENCH_QWEN_VOCAB ?? 32768);
-  const cfg: QwenConfig = {
-    ...QWEN2_5_VL_3B, vocab_size: vocab, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
-    num_key_value_heads: 2, mrope_section: [16, 24, 24], tie_word_embeddings: true,
-    vision_config: { ...QWEN2_5_VL_3B.vision_config, depth: 2, hidden_size: 64, intermediate_size: 128, num_heads: 2, out_hidden_size: 896 },
-  };
+  const cfg = qwen05Config(vocab);
   const m = new Qwen2_5_VL(cfg);
   const params = [...m.model.namedParameters().values()].reduce((a, v) => a + v.size, 0);
   const prompt = 128;
@@ -174,3 +171,7 @@ if (want('grpo')) {
     console.log(`grpo step (demo policy ${(policy.model.parameterCount() / 1e6).toFixed(2)}M params, 2x4 rollouts, <=32 tokens): ${s.total.toFixed(2)} s = rollout ${s.rollout.toFixed(2)} + reward ${s.reward.toFixed(2)} + forward-backward ${s.forwardBackward.toFixed(2)} + optimizer ${s.optimizer.toFixed(2)}; ${l.tokensPerSecond.toFixed(0)} generated tokens/s`);
   }
 }
+
+if (want('world')) await worldStepBench(info.name, Number(process.env.BENCH_WORLD_STEPS ?? 2));
+if (want('crossover')) await crossoverBench(info.name);
+if (want('rollout')) await rolloutBench(info.name);
