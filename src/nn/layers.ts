@@ -6,12 +6,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module } from './module.ts';
 
+/** A hook that adds to a Linear's output, e.g. a LoRA adapter (src/nn/lora.ts); null = nothing to add. */
+export interface LinearAdapter {
+  /** x [..., in] -> the term added to the output [..., out], or null (adapter off or merged) */
+  delta(x: tf.Tensor): tf.Tensor | null;
+}
+
 export class Linear extends Module {
   /** held as [in, out]; the checkpoint's 'weight' is [out, in] */
   readonly weight: tf.Variable;
   readonly bias: tf.Variable | null; // [out]
   readonly inFeatures: number;
   readonly outFeatures: number;
+  /** an optional adapter whose delta is added to the output (null: the plain layer, no cost) */
+  adapter: LinearAdapter | null = null;
 
   constructor(parent: Module | null, prefix: string, inFeatures: number, outFeatures: number, opts: { bias?: boolean } = {}) {
     super(parent, prefix);
@@ -24,7 +32,11 @@ export class Linear extends Module {
 
   /** x [..., in] -> [..., out] */
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => linear(x, this.weight, this.bias));
+    return tf.tidy(() => {
+      const y = linear(x, this.weight, this.bias);
+      const d = this.adapter ? this.adapter.delta(x) : null;
+      return d ? tf.add(y, d) : y;
+    });
   }
 }
 
