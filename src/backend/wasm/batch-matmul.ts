@@ -1,6 +1,7 @@
 /** BatchMatMul for wasm without its two slow paths (transposed operands, batch > 1). */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WasmLike } from './bridge.ts';
+import { assertMatMulFits } from './heap-guard.ts';
 
 /**
  * Two wasm BatchMatMul slow paths, worked around here:
@@ -56,6 +57,13 @@ export function registerPlainBatchMatMul(): void {
       const outDims = padA.map((d, k) => Math.max(d, padB[k]));
       const batch = outDims.reduce((x, y) => x * y, 1);
       const splittable = batch > 1 && broadcastable && aa.dtype === 'float32' && bb.dtype === 'float32' && ra >= 2 && rb >= 2;
+      try {
+        // the kernel caches the packing of a right operand it is given directly (not of our copies)
+        assertMatMulFits(backend, aa.shape, bb.shape, !splittable && bb === b ? (b.dataId as object) : undefined);
+      } catch (e) {
+        done([]);
+        throw e;
+      }
       if (!splittable) return done(orig.kernelFunc({ inputs: { a: aa, b: bb }, attrs: plain, backend }));
       // flat batch index of an operand for each output batch index (stride 0 along broadcast dims)
       const strides = (dims: number[]) => {
