@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, nativeThreads } from '../src/backend.ts';
 import { matmulGflops } from '../src/util/timing.ts';
+import { runCli } from '../src/util/cli.ts';
 
 function version(pkg: string): string {
   try {
@@ -28,38 +29,46 @@ export function tfDevices(entry: string): string[] {
   return [...devs, ...cudaErr.slice(0, 2)];
 }
 
-const info = await initBackend({ quiet: true });
-console.log(`backend        ${info.name} (${info.provider})`);
-console.log(`why            ${info.reason}`);
-console.log(`node           ${process.version} on ${os.platform()} ${os.arch()}`);
-for (const p of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'sharp', '@huggingface/tokenizers']) {
-  console.log(`${p.padEnd(30)} ${version(p)}`);
-}
-if (info.native) {
-  const m = info.native.manifest;
-  console.log(`libtensorflow  ${info.native.tfVersion} (${info.native.variant} build${m?.wheel ? `, wheel ${m.wheel.file} sha256 ${m.wheel.sha256.slice(0, 16)}...` : ''})`);
-  console.log(`native package ${info.native.source}`);
-  const t = nativeThreads();
-  console.log(`threads        intra-op ${t.intra}, inter-op ${t.inter} (${t.source})`);
-  const devs = info.native.source.startsWith('/') ? tfDevices(info.native.source) : [];
-  console.log(`device(s)      ${devs.length ? devs.join('\n               ') : `CPU:0 (${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores)`}`);
-} else {
-  let threads = 1;
-  if (info.name === 'wasm') threads = (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount();
-  console.log(`threads        ${threads} (${info.name}); cpu cores ${os.cpus().length}`);
-  console.log(`bridged        ${info.bridged.length ? info.bridged.join(', ') : '-'}`);
-}
-const n = info.name === 'cpu' ? 512 : 1024;
-const g = await matmulGflops(n, info.name === 'cpu' ? 2 : 5);
-console.log(`matmul ${n}^2    ${g.toFixed(2)} GFLOP/s (float32, ${info.name})`);
-if (info.native?.variant === 'gpu') {
-  const big = await matmulGflops(8192, 5);
-  console.log(`matmul 8192^2  ${(big / 1000).toFixed(2)} TFLOP/s (float32, GPU)`);
-}
-if (info.name === 'tensorflow') {
-  await tf.setBackend('wasm');
-  const w = await matmulGflops(1024, 5);
-  await tf.setBackend('tensorflow');
-  console.log(`matmul 1024^2  ${w.toFixed(2)} GFLOP/s on wasm in the same run: native is ${(g / w).toFixed(1)}x`);
-}
-console.log(`tensors alive  ${tf.memory().numTensors}`);
+const SPEC = {
+  name: 'npm run doctor --',
+  summary: 'Which backend runs and why, versions, threads, device(s) and a measured matmul GFLOP/s (on the native backend also wasm\'s, in the same run). DPAD_BACKEND chooses the backend.',
+  options: {},
+} as const;
+
+await runCli(SPEC, async () => {
+  const info = await initBackend({ quiet: true });
+  console.log(`backend        ${info.name} (${info.provider})`);
+  console.log(`why            ${info.reason}`);
+  console.log(`node           ${process.version} on ${os.platform()} ${os.arch()}`);
+  for (const p of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', 'sharp', '@huggingface/tokenizers']) {
+    console.log(`${p.padEnd(30)} ${version(p)}`);
+  }
+  if (info.native) {
+    const m = info.native.manifest;
+    console.log(`libtensorflow  ${info.native.tfVersion} (${info.native.variant} build${m?.wheel ? `, wheel ${m.wheel.file} sha256 ${m.wheel.sha256.slice(0, 16)}...` : ''})`);
+    console.log(`native package ${info.native.source}`);
+    const t = nativeThreads();
+    console.log(`threads        intra-op ${t.intra}, inter-op ${t.inter} (${t.source})`);
+    const devs = info.native.source.startsWith('/') ? tfDevices(info.native.source) : [];
+    console.log(`device(s)      ${devs.length ? devs.join('\n               ') : `CPU:0 (${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores)`}`);
+  } else {
+    let threads = 1;
+    if (info.name === 'wasm') threads = (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount();
+    console.log(`threads        ${threads} (${info.name}); cpu cores ${os.cpus().length}`);
+    console.log(`bridged        ${info.bridged.length ? info.bridged.join(', ') : '-'}`);
+  }
+  const n = info.name === 'cpu' ? 512 : 1024;
+  const g = await matmulGflops(n, info.name === 'cpu' ? 2 : 5);
+  console.log(`matmul ${n}^2    ${g.toFixed(2)} GFLOP/s (float32, ${info.name})`);
+  if (info.native?.variant === 'gpu') {
+    const big = await matmulGflops(8192, 5);
+    console.log(`matmul 8192^2  ${(big / 1000).toFixed(2)} TFLOP/s (float32, GPU)`);
+  }
+  if (info.name === 'tensorflow') {
+    await tf.setBackend('wasm');
+    const w = await matmulGflops(1024, 5);
+    await tf.setBackend('tensorflow');
+    console.log(`matmul 1024^2  ${w.toFixed(2)} GFLOP/s on wasm in the same run: native is ${(g / w).toFixed(1)}x`);
+  }
+  console.log(`tensors alive  ${tf.memory().numTensors}`);
+});

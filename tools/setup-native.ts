@@ -7,6 +7,7 @@
  * A re-run reuses the wheel, the packed package, the JS deps and the binding (nothing is rebuilt
  * while the manifest matches); --force rebuilds the binding.
  */
+import { didYouMean } from '../src/util/cli.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,7 +56,10 @@ export function parseArgs(argv: string[]): Options | 'help' {
       const v = argv[++i];
       if (!v || v.startsWith('--')) fail('bad arguments', `${a} needs a path`);
       if (a === '--wheel') o.wheel = path.resolve(v); else o.libtensorflow = path.resolve(v);
-    } else fail('bad arguments', `unknown option ${a} (see --help)`);
+    } else {
+      const near = a.startsWith('--') ? didYouMean(a.slice(2), ['wheel', 'libtensorflow', 'gpu', 'force', 'help']) : null;
+      fail('bad arguments', `unknown option ${a}${near ? ` (did you mean --${near}?)` : ''} (see --help)`);
+    }
   }
   if (o.wheel && o.libtensorflow) fail('bad arguments', '--wheel and --libtensorflow exclude each other');
   return o;
