@@ -5,18 +5,10 @@
  *   npx tsx examples/ablation.ts [--weights weights/demo] [--steps N (default: the config's)] [--n 40] [--out out/ablation]
  */
 import * as path from 'node:path';
-import { initBackend } from '../src/backend.ts';
-import { worldTrainDataset } from '../src/data/world/dataset.ts';
-import { worldSample } from '../src/data/world/generator.ts';
-import { evaluate, type EvalSample } from '../src/eval/evaluate.ts';
-import type { MetricTable } from '../src/eval/metrics.ts';
-import { writeFileAtomic } from '../src/io/atomic.ts';
-import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
-import { Segmenter } from '../src/pipeline/segment.ts';
-import { readTrainConfig } from '../src/rl/config.ts';
-import { GrpoTrainer } from '../src/rl/trainer.ts';
-import { runCli } from '../src/util/cli.ts';
+import {
+  DEFAULT_WEIGHTS, evaluate, GrpoTrainer, initBackend, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom, readTrainConfig, referenceCopy,
+  runCli, Segmenter, worldSample, worldTrainDataset, writeFileAtomic, type EvalSample, type MetricTable,
+} from '../src/index.ts';
 
 const SPEC = {
   name: 'npm run ablation --',
@@ -57,10 +49,7 @@ await runCli(SPEC, async args => {
     cfg.rewards = { ...cfg.rewards, variant };
     cfg.outDir = path.join(out, variant);
     const policy = loadPolicyFrom(W);
-    const reference = new Qwen2_5_VL(policy.model.config);
-    const ex = policy.model.exportTensors();
-    reference.load(ex);
-    for (const t of ex.values()) t.dispose();
+    const reference = referenceCopy(policy.model);
     const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer: variant === 'dpad' ? scorer : null, data: worldTrainDataset(512, policy.viewSize) });
     await trainer.run({ fresh: true });
     await evalPolicy(variant, policy);

@@ -4,14 +4,7 @@
  *   npx tsx examples/demo.ts [--weights weights/demo] [--n 6] [--out out/demo]
  */
 import * as path from 'node:path';
-import { initBackend } from '../src/backend.ts';
-import { worldSample } from '../src/data/world/generator.ts';
-import { writeJsonAtomic } from '../src/io/atomic.ts';
-import { giouCiou, maskArea, maskIntersectionUnion } from '../src/eval/metrics.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
-import { overlayPng, saveBuffer } from '../src/pipeline/overlay.ts';
-import { Segmenter } from '../src/pipeline/segment.ts';
-import { runCli } from '../src/util/cli.ts';
+import { DEFAULT_WEIGHTS, giouCiou, initBackend, loadPolicyFrom, loadSegmenterModelFrom, maskArea, maskIntersectionUnion, overlayPng, runCli, saveBuffer, Segmenter, worldSample, writeJsonAtomic } from '../src/index.ts';
 
 const SPEC = {
   name: 'npm run demo --',

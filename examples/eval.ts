@@ -6,44 +6,8 @@
  * metrics.json, report.md, tokens_scatter.png (Figure 4), tokens_by_group.png, worst/ overlays;
  * with several datasets, one folder each under --out and tokens_by_dataset.png (Figure 5).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initBackend } from '../src/backend.ts';
-import { worldSample, type Split } from '../src/data/world/generator.ts';
-import { countReasonSeg, reasonSegSamples, type Skipped } from '../src/data/reasonseg.ts';
-import { parquetEvalSamples, parquetRowCount } from '../src/data/parquet.ts';
-import { refCocoIndex, refCocoSamples } from '../src/data/refcoco.ts';
-import { evaluate, type EvalSample } from '../src/eval/evaluate.ts';
-import { tokenBands } from '../src/eval/figures.ts';
-import { writeJsonAtomic } from '../src/io/atomic.ts';
-import { DEFAULT_WEIGHTS, loadWeights, weightsFingerprint } from '../src/pipeline/bundle.ts';
-import { Segmenter } from '../src/pipeline/segment.ts';
-import { runCli, UsageError } from '../src/util/cli.ts';
-
-
-/** the samples and their count for one --data spec */
-function open(spec: string, skipped: Skipped[], values: { images?: string; split: string; 'split-by': string; 'reasonseg-ignore': string }): { samples: Iterable<EvalSample> | AsyncIterable<EvalSample>; total: Promise<number> | number } {
-  const m = /^world:(train|val|test)(?::(\d+))?$/.exec(spec);
-  if (m) {
-    const total = Number(m[2] ?? 100);
-    const samples = (function* () {
-      for (let i = 0; i < total; i++) {
-        const s = worldSample(m[1] as Split, i);
-        yield { id: s.id, image: s.image, query: s.query, mask: s.mask, labels: { type: s.type, difficulty: s.difficulty } };
-      }
-    })();
-    return { samples, total };
-  }
-  if (spec.endsWith('.parquet') && fs.existsSync(spec)) return { samples: parquetEvalSamples(spec, skipped), total: parquetRowCount(spec) };
-  if (fs.existsSync(path.join(spec, `refs(${values['split-by']}).p`))) {
-    if (!values.images) throw new UsageError(`--data ${spec} is a refer folder: give --images <the COCO train2014 folder>`);
-    const o = { annDir: spec, imageDir: values.images, split: values.split, splitBy: values['split-by'] };
-    const entries = refCocoIndex(o, skipped);
-    return { samples: refCocoSamples(o, entries, skipped), total: entries.length };
-  }
-  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) return { samples: reasonSegSamples(spec, skipped, { ignore: values['reasonseg-ignore'] as 'target' | 'background' }), total: countReasonSeg(spec) };
-  throw new UsageError(`--data ${spec}: expected world:<split>[:N], a Seg-Zero .parquet, a ReasonSeg folder, or a refer folder (refs(umd).p + instances.json)`);
-}
+import { DEFAULT_WEIGHTS, evaluate, initBackend, loadWeights, openDataset, runCli, tokenBands, weightsFingerprint, writeJsonAtomic, type Skipped } from '../src/index.ts';
 
 const SPEC = {
   name: 'npm run eval --',
@@ -74,7 +38,7 @@ await runCli(SPEC, async args => {
   const perDataset: { name: string; tokens: number[] }[] = [];
   for (const spec of specs) {
     const skipped: Skipped[] = [];
-    const opened = open(spec, skipped, args);
+    const opened = openDataset(spec, { skipped, images: args.images, split: args.split, splitBy: args['split-by'], reasonsegIgnore: args['reasonseg-ignore'] as 'target' | 'background' }).eval();
     const outDir = specs.length > 1 ? path.join(args.out, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : args.out;
     const { tables, records } = await evaluate(seg, opened.samples, await opened.total, {
       outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, thinkTokens: args['think-tokens'] as 'released' | 'response',

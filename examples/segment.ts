@@ -4,13 +4,7 @@
  * Writes mask.png, overlay.png and result.json into --out.
  */
 import * as path from 'node:path';
-import { initBackend } from '../src/backend.ts';
-import { writeJsonAtomic } from '../src/io/atomic.ts';
-import { loadImage } from '../src/io/image.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
-import { maskPng, overlayPng, saveBuffer } from '../src/pipeline/overlay.ts';
-import { Segmenter } from '../src/pipeline/segment.ts';
-import { runCli } from '../src/util/cli.ts';
+import { DEFAULT_WEIGHTS, initBackend, loadImage, loadPolicyFrom, loadSegmenterModelFrom, maskPng, overlayPng, runCli, saveBuffer, Segmenter, writeJsonAtomic } from '../src/index.ts';
 
 const SPEC = {
   name: 'npm run segment --',
@@ -35,7 +29,7 @@ await runCli(SPEC, async args => {
   const out = args.out;
   if (r.mask) saveBuffer(path.join(out, 'mask.png'), await maskPng(r.mask, r.width, r.height));
   saveBuffer(path.join(out, 'overlay.png'), await overlayPng(image, { mask: r.mask, bbox: r.bbox, points: r.points, caption: r.caption, query: args.query }));
-  const { mask, ...json } = r;
+  const { mask, viewImage: _view, ...json } = r;
   writeJsonAtomic(path.join(out, 'result.json'), { ...json, maskArea: mask ? mask.reduce((a, b) => a + b, 0) : 0, seconds: ms / 1000 });
   console.log(`${r.reason ? `no mask: ${r.reason}` : `mask of ${mask!.reduce((a, b) => a + b, 0)} pixels, score ${r.score!.toFixed(3)}`}; caption: ${JSON.stringify(r.caption)}; ${r.generatedTokens} tokens in ${(ms / 1000).toFixed(1)} s -> ${out}`);
 });

@@ -4,20 +4,15 @@
  * On the world (no --data), the policy is measured on N held-out test samples before and after
  * training (mean total reward, its components, gIoU, cIoU; greedy decoding): before_after.json.
  * The config's fields (src/rl/config.ts) default to the paper's. Without --data the embedded world's
- * train split is used; with --data, a Seg-Zero training parquet (see README).
+ * train split is used; --data takes the specs eval takes (src/data/open.ts) that can train:
+ * world:<split>[:N] or a Seg-Zero training parquet (see README).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initBackend } from '../src/backend.ts';
-import { worldSample } from '../src/data/world/generator.ts';
-import { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
-import { evaluateOnWorld } from '../src/eval/world_policy.ts';
-import { writeJsonAtomic } from '../src/io/atomic.ts';
-import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom } from '../src/pipeline/bundle.ts';
-import { readTrainConfig, trainConfig } from '../src/rl/config.ts';
-import { GrpoTrainer, type TrainDataset } from '../src/rl/trainer.ts';
-import { parquetTrainSamples } from '../src/data/parquet.ts';
-import { runCli } from '../src/util/cli.ts';
+import {
+  DEFAULT_WEIGHTS, evaluateOnWorld, GrpoTrainer, initBackend, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom, openDataset,
+  readTrainConfig, referenceCopy, runCli, trainConfig, writeJsonAtomic, type Skipped,
+} from '../src/index.ts';
 
 const SPEC = {
   name: 'npm run train --',
@@ -28,7 +23,7 @@ const SPEC = {
     out: { type: 'string', placeholder: '<dir>', help: "the run folder (default: the config's outDir)" },
     fresh: { type: 'boolean', help: 'start over instead of resuming from the last checkpoint' },
     'world-size': { type: 'int', default: 512, min: 1, help: "prompts drawn from the world's train split (without --data)" },
-    data: { type: 'string', placeholder: '<file.parquet>', help: 'a Seg-Zero training parquet instead of the world' },
+    data: { type: 'string', placeholder: '<spec>', help: "world:<train|val|test>[:N] or a Seg-Zero training .parquet (the specs eval takes that can train) instead of the world's train split" },
     subset: { type: 'int', default: 3000, min: 1, help: 'rows of the parquet used (a seeded selection, as the released code)' },
     eval: { type: 'int', default: 40, min: 0, help: 'held-out world test samples measured before and after (0: none)' },
   },
@@ -40,28 +35,18 @@ await runCli(SPEC, async args => {
   const cfg = args.config ? readTrainConfig(args.config) : trainConfig({});
   if (args.out) cfg.outDir = args.out;
   const policy = loadPolicyFrom(args.weights);
-  const reference = new Qwen2_5_VL(policy.model.config);
-  {
-    const ex = policy.model.exportTensors();
-    reference.load(ex);
-    for (const t of ex.values()) t.dispose();
-  }
+  const reference = referenceCopy(policy.model);
   const scorer = cfg.rewards.variant === 'dpad' ? loadScorerFrom(args.weights) : null;
-  const n = args['world-size'];
-  const frame = policy.viewSize;
-  let data: TrainDataset = { size: n, get: i => { const s = worldSample('train', i, { frame }); return { image: s.image, query: s.query, solution: s.solution }; } };
-  if (args.data) {
-    const skipped: { id: string; reason: string }[] = [];
-    const rows = await parquetTrainSamples(args.data, skipped, { subset: args.subset, seed: cfg.seed });
-    if (skipped.length) console.error(`${args.data}: skipped ${skipped.length} malformed rows (first: ${skipped[0].id}: ${skipped[0].reason})`);
-    data = { size: rows.length, get: i => rows[i] };
-  }
+  const skipped: Skipped[] = [];
+  const spec = args.data ?? `world:train:${args['world-size']}`;
+  const data = await openDataset(spec, { skipped, frame: policy.viewSize, subset: args.subset, seed: cfg.seed }).train();
+  if (skipped.length) console.error(`${spec}: skipped ${skipped.length} malformed rows (first: ${skipped[0].id}: ${skipped[0].reason})`);
   const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer, data });
   // refuse a resume with another config before anything in the run folder is rewritten
   if (!args.fresh) trainer.resumableCheckpoint();
   fs.mkdirSync(cfg.outDir, { recursive: true });
   writeJsonAtomic(path.join(cfg.outDir, 'config.json'), cfg);
-  const nEval = args.data ? 0 : args.eval;
+  const nEval = args.data && !args.data.startsWith('world:') ? 0 : args.eval;
   // the held-out measure uses the DPAD reward (with CLIP) for both variants, so the figures compare
   const evalScorer = nEval ? scorer ?? loadScorerFrom(args.weights) : null;
   const sam = nEval ? loadSegmenterModelFrom(args.weights) : null;

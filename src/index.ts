@@ -38,19 +38,42 @@ export { SAM2_CONFIGS, sam2ConfigFrom, type Sam2Config } from './models/sam2/con
 export { loadSam2 } from './models/sam2/weights.ts';
 export { convertSam2 } from './models/sam2/convert.ts';
 
-// rewards, RL, metrics
+// Python-compatible helpers and the text protocol (prompt template, answer parsing)
+export { PyError, pyJsonLoads, pyStrip, pyRound, type PyValue } from './util/pycompat.ts';
+export * from './prompt/index.ts';
+
+// rewards (the registry), optimizer, RL, metrics
 export * from './rewards/index.ts';
+export { AdamW, clipGradNorm, DEFAULT_ADAMW, type AdamWConfig, type AdamWState } from './optim/adamw.ts';
+export { applyGradients, namedGradients, optimizerStep, type StepOptions, type StepResult } from './optim/step.ts';
+export { warmup, warmupCosine } from './optim/schedule.ts';
 export * from './rl/index.ts';
 export * from './eval/metrics.ts';
 
-// the pipeline, training and evaluation
-export { Segmenter, type SegmentResult } from './pipeline/segment.ts';
-export { loadPolicy, makePolicy, encodePrompt, type Policy } from './pipeline/policy.ts';
-export { loadPolicyFrom, loadSegmenterModelFrom, loadScorerFrom, DEFAULT_WEIGHTS } from './pipeline/bundle.ts';
-export { userPrompt, normalizeQuery, DPAD_PROMPT, BASELINE_PROMPT } from './pipeline/prompt.ts';
-export { GrpoTrainer, type TrainDataset, type TrainSample, type StepLog } from './rl/trainer.ts';
+// data: one opener for every --data kind, the loaders, the sample types
+export { openDataset, DATASET_LOADERS, worldLoader, parquetLoader, referLoader, reasonSegLoader, type DatasetLoader, type DatasetOptions, type OpenedDataset } from './data/open.ts';
+export type { EvalSample, EvalSet, Skipped, TrainDataset, TrainSample } from './data/types.ts';
+export { worldSample, referenceResponse, type Split, type WorldSample } from './data/world/generator.ts';
+export { worldTrainDataset } from './data/world/dataset.ts';
+export { parquetEvalSamples, parquetTrainSamples, parquetRowCount } from './data/parquet.ts';
+export { reasonSegSamples, countReasonSeg } from './data/reasonseg.ts';
+export { refCocoIndex, refCocoSamples } from './data/refcoco.ts';
+
+// the pipeline: policy, segmenter, frames, weights bundles, overlays
+export { Segmenter, bestMaskIndex, DEFAULT_MAX_NEW_TOKENS, type SegmentResult, type SegmentOptions, type SegmentBatchOptions } from './pipeline/segment.ts';
+export { loadPolicy, makePolicy, encodePrompt, encodeImage, type Policy, type EncodedPrompt } from './pipeline/policy.ts';
+export { toView, boxToView, answerInImage, frameOf, type ViewFrame } from './pipeline/frame.ts';
+export { loadPolicyFrom, loadSegmenterModelFrom, loadScorerFrom, loadWeights, weightsFingerprint, DEFAULT_WEIGHTS, type WeightsBundle, type WeightsFingerprint } from './pipeline/bundle.ts';
+export { maskPng, overlayPng, overlaySheetPng, saveBuffer, type OverlayOptions, type OverlayPanel } from './pipeline/overlay.ts';
+
+// training and evaluation
+export { GrpoTrainer, type StepLog, type StepPrompt, type Rollout } from './rl/trainer.ts';
+export { referenceCopy } from './rl/reference.ts';
 export { trainConfig, readTrainConfig, DEFAULT_TRAIN_CONFIG, type TrainConfig } from './rl/config.ts';
-export { evaluate, type EvalSample, type EvalRecord } from './eval/evaluate.ts';
-export { worldSample, referenceResponse, type WorldSample } from './data/world/generator.ts';
-export { parquetEvalSamples, parquetTrainSamples } from './data/parquet.ts';
-export { reasonSegSamples } from './data/reasonseg.ts';
+export { evaluate, readResults, type EvalRecord, type EvaluateOptions } from './eval/evaluate.ts';
+export { tokenBands, tokenScatter } from './eval/figures.ts';
+export { evaluateOnWorld, type WorldPolicyReport } from './eval/world_policy.ts';
+
+// CLI helpers and atomic writes (the examples' building blocks)
+export { runCli, parseCli, UsageError } from './util/cli.ts';
+export { writeJsonAtomic, writeFileAtomic } from './io/atomic.ts';

@@ -1,7 +1,7 @@
 import './helpers/setup.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DPAD_PROMPT, normalizeQuery, userPrompt } from '../src/pipeline/prompt.ts';
+import { DPAD_PROMPT, normalizeQuery, userPrompt } from '../src/prompt/template.ts';
 
 // expected values: Python 3.11 `q.lower().strip(".")`, as DPAD's rl_dataset.py and evaluation.py apply it
 const CASES: [string, string][] = [

@@ -4,11 +4,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { computeReward } from '../src/rewards/composite.ts';
-import { extractPrediction, extractThink } from '../src/rewards/extract.ts';
-import { parseResponse } from '../src/rewards/parse.ts';
-import { PyError, pyJsonLoads } from '../src/rewards/pycompat.ts';
-import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, MAX_RESPONSE_CHARS, thinkingFormatMatches } from '../src/rewards/scan.ts';
+import { computeReward } from '../src/rewards/registry.ts';
+import { extractPrediction, extractThink } from '../src/prompt/extract.ts';
+import { parseResponse } from '../src/prompt/answer.ts';
+import { PyError, pyJsonLoads } from '../src/util/pycompat.ts';
+import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, MAX_RESPONSE_CHARS, thinkingFormatMatches } from '../src/prompt/scan.ts';
 
 const MB = 1 << 20;
 const fill = (unit: string, n = MB) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n);

@@ -7,10 +7,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { extractPrediction, extractThink } from '../src/rewards/extract.ts';
-import { parseGroundTruth, parseResponse } from '../src/rewards/parse.ts';
-import { PY_WHITESPACE, PyError, pyAsciiDigits, pyJsonLoads, pyStrip, type PyValue } from '../src/rewards/pycompat.ts';
-import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, thinkingFormatMatches } from '../src/rewards/scan.ts';
+import { extractPrediction, extractThink } from '../src/prompt/extract.ts';
+import { parseGroundTruth, parseResponse } from '../src/prompt/answer.ts';
+import { PY_WHITESPACE, PyError, pyAsciiDigits, pyJsonLoads, pyStrip, type PyValue } from '../src/util/pycompat.ts';
+import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, thinkingFormatMatches } from '../src/prompt/scan.ts';
 
 // ---- the oracle: the regexes the parsers used before the scans ----
 const S = `[${PY_WHITESPACE}]*`;

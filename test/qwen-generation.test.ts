@@ -10,7 +10,7 @@ import { parseGenerationConfig } from '../src/models/qwen2_5_vl/generation-confi
 import type { Qwen2_5_VL } from '../src/models/qwen2_5_vl/model.ts';
 import { loadQwen } from '../src/models/qwen2_5_vl/weights.ts';
 import { loadPolicy } from '../src/pipeline/policy.ts';
-import { AdamW } from '../src/rl/adamw.ts';
+import { AdamW } from '../src/optim/adamw.ts';
 import { FIXTURES } from './helpers/setup.ts';
 
 const B = path.join(FIXTURES, 'qwen2_5_vl-tiny-b'); // tie_word_embeddings: true

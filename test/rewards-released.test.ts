@@ -1,10 +1,11 @@
 import './helpers/setup.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { computeReward, discriminativeReward, parseGroundTruth, parseResponse } from '../src/rewards/index.ts';
+import { computeReward, discriminativeReward } from '../src/rewards/index.ts';
+import { parseGroundTruth, parseResponse } from '../src/prompt/index.ts';
 import { CLIP_MAX_IDS, pilCropSize, releasedClipScores } from '../src/rewards/discriminative.ts';
-import { extractPrediction, extractThink, failureThink, pyErrorText } from '../src/rewards/extract.ts';
-import { PyError, pyJsonLoads, pyRepr } from '../src/rewards/pycompat.ts';
+import { extractPrediction, extractThink, failureThink, pyErrorText } from '../src/prompt/extract.ts';
+import { PyError, pyJsonLoads, pyRepr } from '../src/util/pycompat.ts';
 
 const GT = '<box>(231,260),(582,618)</box><points>(376,355),(429,541)</points>';
 const resp = (caption: string | null) =>

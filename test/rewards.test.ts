@@ -3,10 +3,11 @@ import seedrandom from 'seedrandom';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  boxL1Reward, computeReward, discriminativeReward, iouReward, iouValue, parseGroundTruth, parseResponse,
-  pointsL1Reward, pyJsonLoads, segmentationFormatReward, thinkingFormatReward,
+  boxL1Reward, computeReward, discriminativeReward, iouReward, iouValue,
+  pointsL1Reward, segmentationFormatReward, thinkingFormatReward,
 } from '../src/rewards/index.ts';
-import { pyInt, pyStrip } from '../src/rewards/pycompat.ts';
+import { parseGroundTruth, parseResponse } from '../src/prompt/index.ts';
+import { pyInt, pyJsonLoads, pyStrip } from '../src/util/pycompat.ts';
 import { captionScores, type CaptionScorer } from '../src/rewards/discriminative.ts';
 
 const GT = '<box>(12,98),(205,214)</box><points>(30,110),(35,180)</points>';

@@ -2,7 +2,8 @@ import './helpers/setup.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AdamW, clipGradNorm, groupAdvantages, grpoLoss, grpoOutcomeAdvantages, klPenalty, maskedMean, tokenLevelRewards } from '../src/rl/index.ts';
+import { AdamW, clipGradNorm } from '../src/optim/adamw.ts';
+import { groupAdvantages, grpoLoss, grpoOutcomeAdvantages, klPenalty, maskedMean, tokenLevelRewards } from '../src/rl/index.ts';
 
 test('AdamW matches a hand-computed two-step example (decoupled decay)', () => {
   const p = tf.variable(tf.tensor1d([1.0]));

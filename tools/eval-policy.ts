@@ -7,9 +7,9 @@ import { worldSample, type Split } from '../src/data/world/generator.ts';
 import { generate } from '../src/models/qwen2_5_vl/generate.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom } from '../src/pipeline/bundle.ts';
 import { encodePrompt } from '../src/pipeline/policy.ts';
-import { computeReward } from '../src/rewards/composite.ts';
+import { computeReward } from '../src/rewards/registry.ts';
 import { captionScores } from '../src/rewards/discriminative.ts';
-import { parseGroundTruth, parseResponse } from '../src/rewards/parse.ts';
+import { parseGroundTruth, parseResponse } from '../src/prompt/answer.ts';
 import { Progress } from '../src/util/progress.ts';
 
 import { installErrorPath, parseCli } from '../src/util/cli.ts';

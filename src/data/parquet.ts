@@ -28,9 +28,7 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet';
 import { FormatError } from '../io/errors.ts';
 import { loadImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resample.ts';
-import type { EvalSample } from '../eval/evaluate.ts';
-import type { TrainSample } from '../rl/trainer.ts';
-import type { Skipped } from './reasonseg.ts';
+import type { EvalSample, Skipped, TrainSample } from './types.ts';
 import { shuffledSubset } from './numpy_rng.ts';
 
 type Row = Record<string, unknown>;

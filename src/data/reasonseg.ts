@@ -10,12 +10,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadImage } from '../io/image.ts';
-import type { EvalSample } from '../eval/evaluate.ts';
+import type { EvalSample, Skipped } from './types.ts';
 
-export interface Skipped {
-  id: string;
-  reason: string;
-}
+export type { Skipped } from './types.ts';
 
 /** Fill a polygon (pixel centres inside, even-odd) plus its outline, with `value`. */
 export function fillPolygon(mask: Uint8Array, w: number, h: number, pts: number[][], value: number): void {

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EvalSample } from '../eval/evaluate.ts';
+import type { EvalSample } from './types.ts';
 import { loadImage } from '../io/image.ts';
 import { unpickle } from '../io/torch.ts';
 import { fillPolygon, type Skipped } from './reasonseg.ts';

@@ -8,7 +8,7 @@ import { writeJsonAtomic } from '../io/atomic.ts';
 import { VIT_B_32, type ClipConfig } from '../models/clip/config.ts';
 import { QWEN2_5_VL_3B, type QwenConfig } from '../models/qwen2_5_vl/config.ts';
 import { SAM2_HIERA_T, type Sam2Config } from '../models/sam2/config.ts';
-import { DPAD_PROMPT, BASELINE_PROMPT } from '../pipeline/prompt.ts';
+import { DPAD_PROMPT, BASELINE_PROMPT } from '../prompt/template.ts';
 import { referenceResponse, worldSample } from '../data/world/generator.ts';
 import { SPECIAL_TOKENS, specialIds, trainByteLevelBpe } from './tokenizer.ts';
 

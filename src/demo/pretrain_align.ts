@@ -10,7 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { worldSample, type WorldSample } from '../data/world/generator.ts';
 import { chatPrompt } from '../models/qwen2_5_vl/processor.ts';
 import { encodeImage, type Policy } from '../pipeline/policy.ts';
-import { AdamW, clipGradNorm } from '../rl/adamw.ts';
+import { AdamW } from '../optim/adamw.ts';
+import { warmup } from '../optim/schedule.ts';
+import { optimizerStep } from '../optim/step.ts';
 import { Progress } from '../util/progress.ts';
 import { DESCRIBE_PROMPT, describeScene } from './describe.ts';
 import { referenceExample, weightedNll, type WeightedExample } from './sft.ts';
@@ -50,8 +52,6 @@ export function alignPolicy(policy: Policy, opts: AlignOptions): { describeLoss:
   const o: Required<AlignOptions> = { groundWeight: 10, answerWeight: 10, ...opts };
   const params = policy.model.trainableParameters();
   if ([...params.keys()].some(n => n.startsWith('visual.'))) throw new Error('alignPolicy: freeze the vision tower first (--freeze-encoder)');
-  const vars = [...params.values()];
-  const names = new Map([...params].map(([n, v]) => [v.name, n]));
   const result = { describeLoss: NaN, mixedLoss: NaN };
   for (const [phase, steps] of [['describe', o.describeSteps], ['mixed', o.mixedSteps]] as const) {
     if (steps <= 0) continue;
@@ -60,13 +60,8 @@ export function alignPolicy(policy: Policy, opts: AlignOptions): { describeLoss:
     let ema = NaN;
     for (let i = 0; i < steps; i++) {
       const ex = stepBatch(policy, i, phase === 'mixed', o);
-      const { value, grads } = tf.variableGrads(() => weightedNll(policy, ex), vars);
-      const loss = value.dataSync()[0];
-      value.dispose();
-      const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));
-      clipGradNorm(g, 1.0);
-      opt.apply(params, g, o.lr * Math.min(1, (i + 1) / 20));
-      tf.dispose([...g.values()]);
+      // every step is applied (no finite-ness guards)
+      const { loss } = optimizerStep(opt, params, () => weightedNll(policy, ex), { maxNorm: 1.0, lr: o.lr * warmup(i), guardLoss: false, guardNorm: false });
       ema = Number.isNaN(ema) ? loss : 0.98 * ema + 0.02 * loss;
       bar.tick(1, `loss ${ema.toFixed(4)}`);
     }

@@ -10,7 +10,9 @@ import { worldSample, type WorldSample } from '../data/world/generator.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
-import { AdamW, clipGradNorm } from '../rl/adamw.ts';
+import { AdamW } from '../optim/adamw.ts';
+import { warmupCosine } from '../optim/schedule.ts';
+import { optimizerStep } from '../optim/step.ts';
 import { Progress } from '../util/progress.ts';
 
 /** One run: where it writes and what its manifest records. */
@@ -65,21 +67,12 @@ export const trainSample = (i: number, salt = 0): WorldSample => worldSample('tr
 export function trainLoop(ctx: RunContext, name: string, model: Module, steps: number, lr: number, step: (i: number) => tf.Scalar, evaluate: () => Record<string, number>, save: () => void): Manifest {
   const opt = new AdamW({ lr, weightDecay: 0.01 });
   const params = model.trainableParameters();
-  const vars = [...params.values()];
-  const names = new Map([...params].map(([n, v]) => [v.name, n]));
   const bar = new Progress(name, steps);
   let ema = NaN;
   const t0 = Date.now();
   for (let i = 0; i < steps; i++) {
-    const { value, grads } = tf.variableGrads(() => step(i), vars);
-    const loss = value.dataSync()[0];
-    value.dispose();
-    const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));
-    const norm = clipGradNorm(g, 1.0);
-    // cosine decay with a short warm-up
-    const w = Math.min(1, (i + 1) / 20) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
-    if (Number.isFinite(loss) && Number.isFinite(norm)) opt.apply(params, g, lr * w);
-    tf.dispose([...g.values()]);
+    // cosine decay with a short warm-up; a non-finite loss or gradient norm skips the update
+    const { loss } = optimizerStep(opt, params, () => step(i), { maxNorm: 1.0, lr: lr * warmupCosine(i, steps) });
     ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
     bar.tick(1, `loss ${ema.toFixed(4)}`);
     if ((i + 1) % ctx.every === 0 && i + 1 < steps) save();

@@ -9,7 +9,9 @@ import seedrandom from 'seedrandom';
 import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from './cells.ts';
 import { worldSample, type Split } from '../data/world/generator.ts';
 import { encodeImage, type Policy } from '../pipeline/policy.ts';
-import { AdamW, clipGradNorm, ownedVariable } from '../rl/adamw.ts';
+import { AdamW, ownedVariable } from '../optim/adamw.ts';
+import { warmupCosine } from '../optim/schedule.ts';
+import { optimizerStep } from '../optim/step.ts';
 import { Progress } from '../util/progress.ts';
 
 interface Batch { pixels: tf.Tensor2D; grids: [number, number, number][]; targets: CellTargets[] }
@@ -73,22 +75,15 @@ export function pretrainVision(policy: Policy, steps: number, lr: number, opts: 
     ['probe.bias', ownedVariable(tf.zeros([CELL_OUTPUTS]), true, 'vision_probe_b')],
   ]);
   const params = new Map([...[...model.namedParameters()].filter(([n]) => n.startsWith('visual.')), ...probe]);
-  const names = new Map([...params].map(([n, v]) => [v.name, n]));
   const run = (b: Batch) => tf.add(tf.matMul(model.visual.forward(b.pixels, b.grids), probe.get('probe.weight')!), probe.get('probe.bias')!) as tf.Tensor2D;
   const opt = new AdamW({ lr, weightDecay: 0.01 });
   const bar = new Progress('policy vision', steps);
   let ema = NaN;
   for (let i = 0; i < steps; i++) {
     const b = batchOf(policy, 'train', Array.from({ length: B }, () => Math.floor(rng() * 20000)));
-    const { value, grads } = tf.variableGrads(() => probeLoss(run(b), b.targets), [...params.values()]);
+    // a non-finite loss skips the update (the gradient norm is not checked here)
+    const { loss } = optimizerStep(opt, params, () => probeLoss(run(b), b.targets), { maxNorm: 1.0, lr: lr * warmupCosine(i, steps), guardNorm: false });
     b.pixels.dispose();
-    const loss = value.dataSync()[0];
-    value.dispose();
-    const g = new Map(Object.entries(grads).map(([k, t]) => [names.get(k)!, t]));
-    clipGradNorm(g, 1.0);
-    const w = Math.min(1, (i + 1) / 20) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
-    if (Number.isFinite(loss)) opt.apply(params, g, lr * w);
-    tf.dispose([...g.values()]);
     ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
     bar.tick(1, `loss ${ema.toFixed(4)}`);
   }

@@ -16,9 +16,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
-import { resize, type ImageU8 } from '../io/resample.ts';
+import type { EvalSample } from '../data/types.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
 import { weightsFingerprint, type WeightsFingerprint } from '../pipeline/bundle.ts';
+import { boxToView, frameOf, toView } from '../pipeline/frame.ts';
 import { DEFAULT_MAX_NEW_TOKENS, type Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
 import { evaluationFigures } from './figures.ts';
@@ -26,14 +27,7 @@ import { WorstSamples, type WorstEntry } from './worst.ts';
 import { iouOf, METRIC_DEFINITIONS, sampleOutcome, stratifiedTables, type MetricTable, type SampleRecord } from './metrics.ts';
 import { countedThink, recordedThink, THINK_TOKEN_COUNTINGS, tokenCountStats, type ThinkTokenCounting } from './tokens.ts';
 
-export interface EvalSample {
-  id: string;
-  image: ImageU8;
-  query: string;
-  /** ground-truth mask at the image's size (non-zero = target; 255 = ignore is treated as target) */
-  mask: Uint8Array;
-  labels?: Record<string, string>;
-}
+export type { EvalSample } from '../data/types.ts';
 
 /**
  * One line of results.jsonl (docs/outputs.md). Frames: `bbox` and `points` are in IMAGE pixels
@@ -204,9 +198,8 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
     const box = gtBox(s.mask, s.image.width, s.image.height);
     if (opts.scorer && box && counted) {
       // ROI = the GT-box crop and AOI = the whole image, both of the view the policy saw
-      const view = resize(s.image, v, v, 'bilinear');
-      const k = [v / s.image.width, v / s.image.height];
-      const vb: [number, number, number, number] = [Math.floor(box[0] * k[0]), Math.floor(box[1] * k[1]), Math.max(Math.floor(box[0] * k[0]) + 1, Math.round(box[2] * k[0])), Math.max(Math.floor(box[1] * k[1]) + 1, Math.round(box[3] * k[1]))];
+      const view = r.viewImage ?? toView(s.image, v);
+      const vb = boxToView(box, frameOf(s.image, v));
       const texts = [r.caption ?? '', r.think ?? ''];
       const sc = await opts.scorer.scores(view, vb, texts, { truncate: true });
       if (r.caption !== null && sc[0]) [s1, s2] = [sc[0].s1, sc[0].s2];

@@ -27,9 +27,6 @@ export async function tokenBands(base: string, groups: TokenGroup[], title = 'Th
   });
 }
 
-/** the same figure under the name it has: bars, not a band */
-export const tokenBars = tokenBands;
-
 /** Both figures of one evaluation folder: tokens_scatter.png and tokens_by_group.png (groups: 'all' and every stratum). */
 export async function evaluationFigures(dir: string, name: string, records: { tokens?: number | null; labels?: Record<string, string> }[]): Promise<string[]> {
   const all = records.flatMap(r => (r.tokens != null ? [r.tokens] : []));

@@ -11,7 +11,7 @@
  * - 'response': the cleaner count: the output's own think text for every counted sample
  *   (failures included), never an error string; still '' -> not counted.
  */
-import { extractThink, failureThink } from '../rewards/extract.ts';
+import { extractThink, failureThink } from '../prompt/extract.ts';
 
 export type ThinkTokenCounting = 'released' | 'response';
 

@@ -5,11 +5,11 @@
  * `npm run train` reports it before and after training.
  */
 import { worldSample, type Split } from '../data/world/generator.ts';
-import { resize } from '../io/resample.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
-import { computeReward, type RewardConfig } from '../rewards/composite.ts';
-import { captionScores, type CaptionScorer } from '../rewards/discriminative.ts';
-import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
+import type { CaptionScorer } from '../rewards/discriminative.ts';
+import type { RewardConfig } from '../rewards/registry.ts';
+import { scoreGroup } from '../rewards/score.ts';
+import { toView } from '../pipeline/frame.ts';
 import type { Policy } from '../pipeline/policy.ts';
 import { Segmenter } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
@@ -40,10 +40,8 @@ export async function evaluateOnWorld(policy: Policy, sam: Sam2Image, scorer: Ca
     for (let i = 0; i < n; i++) {
       const s = worldSample(split, i, { frame: v });
       const r = await seg.segment(s.image, s.query, { maxNewTokens: opts.maxNewTokens ?? 160, variant: opts.rewards?.variant ?? 'dpad' });
-      const gt = parseGroundTruth(s.solution);
-      const parsed = parseResponse(r.text);
-      const [sc] = scorer ? await captionScores(scorer, resize(s.image, v, v, 'bilinear'), gt.box, [parsed]) : [null];
-      const rw = computeReward(parsed, gt, sc, opts.rewards);
+      // CLIP scores the caption against the view the policy saw, as in training
+      const [rw] = await scoreGroup([r.text], { image: r.viewImage ?? toView(s.image, v), solution: s.solution, query: s.query }, { config: opts.rewards, scorer });
       reward += rw.total;
       for (const [k, c] of Object.entries(rw.components)) sums[k] = (sums[k] ?? 0) + c!.value;
       iu.push(sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask));

@@ -7,14 +7,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { resize, type ImageU8 } from '../io/resample.ts';
+import type { ImageU8 } from '../io/resample.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { chatPrompt, preprocessImage, MAX_PIXELS, MIN_PIXELS } from '../models/qwen2_5_vl/processor.ts';
 import { readGenerationConfig, type GenerationConfig } from '../models/qwen2_5_vl/generation-config.ts';
 import { PolicyTokenizer } from '../models/qwen2_5_vl/tokenizer.ts';
 import type { GridTHW } from '../models/qwen2_5_vl/vision.ts';
 import { loadQwen } from '../models/qwen2_5_vl/weights.ts';
-import { userPrompt } from './prompt.ts';
+import { userPrompt } from '../prompt/template.ts';
+import { toView } from './frame.ts';
 
 export interface Policy {
   model: Qwen2_5_VL;
@@ -88,8 +89,7 @@ export interface EncodedPrompt {
 
 /** image -> the policy's view of it, its pixel values, grid and number of image tokens (no text). */
 export function encodeImage(policy: Policy, image: ImageU8): Omit<EncodedPrompt, 'ids'> & { tokens: number } {
-  const v = policy.viewSize;
-  const view = image.width === v && image.height === v ? image : resize(image, v, v, 'bilinear');
+  const view = toView(image, policy.viewSize);
   const p = preprocessImage(view, policy.model.config.vision_config, { minPixels: policy.minPixels, maxPixels: policy.maxPixels });
   return { pixelValues: p.pixelValues, grid: p.grid, view, tokens: p.tokens };
 }

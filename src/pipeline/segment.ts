@@ -1,7 +1,7 @@
 /**
  * segment(image, query): the released evaluation's flow (REFERENCE.md 4.2, 8.2). The policy sees
  * the image resized to its square view (840 x 840) and generates <think>/<answer>/<caption>; the
- * answer is read by the evaluation parser (rewards/extract.ts: first key containing 'bbox', first
+ * answer is read by the evaluation parser (prompt/extract.ts: first key containing 'bbox', first
  * two containing 'points') and scaled back with round(int(v) * W / 840), Python's half-to-even
  * round, NOT clamped to the image; box and points go to SAM2 (labels 1, 1, multimask) and the mask
  * with the highest score is the result. A response that does not parse is a result with a reason
@@ -12,10 +12,11 @@ import type { ImageU8 } from '../io/resample.ts';
 import { generate } from '../models/qwen2_5_vl/generate.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
-import { extractPrediction } from '../rewards/extract.ts';
-import { parseResponse } from '../rewards/parse.ts';
-import { PyError } from '../rewards/pycompat.ts';
+import { parseResponse } from '../prompt/answer.ts';
+import { answerInImage, frameOf } from './frame.ts';
 import { encodePrompt, leftPad, type EncodedPrompt, type Policy } from './policy.ts';
+
+export { answerGeometry } from '../prompt/answer.ts';
 
 /** the released evaluation's max_new_tokens */
 export const DEFAULT_MAX_NEW_TOKENS = 1024;
@@ -40,6 +41,11 @@ export interface SegmentResult {
   caption: string | null;
   /** the side (pixels) of the square view the policy saw and answered in */
   view: number;
+  /**
+   * the view x view image the policy saw (pipeline/frame.ts toView); the evaluation crops CLIP's
+   * ROI from it. Not part of result.json; absent from results made elsewhere (e.g. test stubs).
+   */
+  viewImage?: ImageU8;
   /** [x1, y1, x2, y2] in IMAGE pixels: round(int(v) * W / view), may lie outside the image */
   bbox: [number, number, number, number] | null;
   /** [[x, y], [x, y]] in IMAGE pixels, scaled as bbox */
@@ -70,21 +76,6 @@ export interface SegmentOptions {
 export interface SegmentBatchOptions extends SegmentOptions {
   /** prompts generated together (default 4) */
   batchSize?: number;
-}
-
-/**
- * Box and points of a response in image pixels (width x height) from a policy that saw a
- * view x view image: the released evaluation's extract_bbox_points_think with factors W/view,
- * H/view. Returns the PyError when it does not parse.
- */
-export function answerGeometry(text: string, width: number, height: number, view = 840): { bbox: [number, number, number, number]; points: [[number, number], [number, number]] } | { error: PyError } {
-  try {
-    const p = extractPrediction(text, width / view, height / view);
-    return { bbox: p.bbox, points: p.points };
-  } catch (e) {
-    if (e instanceof PyError) return { error: e };
-    throw e;
-  }
 }
 
 /**
@@ -126,7 +117,7 @@ export class Segmenter {
     items.forEach((it, k) => {
       if (!it || !it.image || typeof it.query !== 'string') throw new Error(`segmentBatch: item ${k} is not { image, query }`);
     });
-    const texts: { text: string; tokens: number }[] = new Array(items.length);
+    const texts: { text: string; tokens: number; view: ImageU8 }[] = new Array(items.length);
     const variant = opts.variant ?? 'dpad';
     const encode = (k: number) => encodePrompt(this.policy, items[k].image, items[k].query, variant);
     // batches in input order; with a repetition penalty, of one prompt length each
@@ -147,14 +138,14 @@ export class Segmenter {
         try {
           for (const k of chunk) encs.push(encode(k));
           const gen = this.generateRows(encs, opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS);
-          chunk.forEach((k, r) => (texts[k] = { text: this.policy.tokenizer.decode(gen[r], true), tokens: gen[r].length }));
+          chunk.forEach((k, r) => (texts[k] = { text: this.policy.tokenizer.decode(gen[r], true), tokens: gen[r].length, view: encs[r].view }));
         } finally {
           for (const e of encs) e.pixelValues.dispose();
         }
       }
     }
     const out: SegmentResult[] = [];
-    for (let k = 0; k < items.length; k++) out.push(this.finish(items[k].image, items[k].query, texts[k].text, texts[k].tokens));
+    for (let k = 0; k < items.length; k++) out.push(this.finish(items[k].image, items[k].query, texts[k].text, texts[k].tokens, texts[k].view));
     return out;
   }
 
@@ -173,14 +164,14 @@ export class Segmenter {
   }
 
   /** parse a response and run SAM2 on its box and points */
-  private finish(image: ImageU8, query: string, text: string, generatedTokens: number): SegmentResult {
+  private finish(image: ImageU8, query: string, text: string, generatedTokens: number, viewImage: ImageU8): SegmentResult {
     const { width: W, height: H } = image;
     const parsed = parseResponse(text);
     const base: SegmentResult = {
-      query, text, think: parsed.think, answer: parsed.answer, caption: parsed.caption, view: this.policy.viewSize, bbox: null, points: null, mask: null, score: null,
+      query, text, think: parsed.think, answer: parsed.answer, caption: parsed.caption, view: this.policy.viewSize, viewImage, bbox: null, points: null, mask: null, score: null,
       generatedTokens, thinkTokens: parsed.think ? this.policy.tokenizer.encode(parsed.think).length : 0, width: W, height: H,
     };
-    const g = answerGeometry(text, W, H, this.policy.viewSize);
+    const g = answerInImage(text, frameOf(image, this.policy.viewSize));
     if ('error' in g) return { ...base, reason: `answer does not parse: ${g.error.message}`, parseError: g.error.detail };
     const { bbox, points } = g;
     this.predictor.setImage(image);

@@ -5,8 +5,8 @@
  * floats in the box are used as floats, points are cast with int(), a box of the wrong
  * length or a value of the wrong type scores 0.
  */
-import type { GroundTruth, ParsedResponse } from './parse.ts';
-import { PyError, pyGet, pyIndex, pyInt, pyLen, pyMax, pyMin, pyNumber, type PyValue } from './pycompat.ts';
+import type { GroundTruth, ParsedResponse } from '../prompt/answer.ts';
+import { PyError, pyGet, pyIndex, pyInt, pyLen, pyMax, pyMin, pyNumber, type PyValue } from '../util/pycompat.ts';
 
 export interface RewardValue {
   value: number;

@@ -5,7 +5,7 @@
  */
 import type { ImageU8 } from '../io/resample.ts';
 import type { DiscriminativeScores } from './components.ts';
-import type { Box, GroundTruth, ParsedResponse } from './parse.ts';
+import type { Box, GroundTruth, ParsedResponse } from '../prompt/answer.ts';
 
 /** get_clip_similarity_for_bbox returns 0 when the processor's input_ids (BOS + BPE + EOS) exceed this */
 export const CLIP_MAX_IDS = 77;

@@ -1,6 +1,4 @@
 export * from './components.ts';
-export * from './composite.ts';
-export * from './parse.ts';
-export { PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';
+export * from './registry.ts';
+export * from './score.ts';
 export * from './discriminative.ts';
-export * from './extract.ts';

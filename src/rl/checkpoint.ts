@@ -10,7 +10,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
 import { toTensor } from '../io/source.ts';
 import type { Module } from '../nn/module.ts';
-import type { AdamW } from './adamw.ts';
+import type { AdamW } from '../optim/adamw.ts';
 
 export interface TrainerState {
   step: number;

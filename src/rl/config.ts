@@ -7,7 +7,8 @@
  * field), and configDifferences tells which saved fields a resumed run may not change.
  */
 import * as fs from 'node:fs';
-import { DEFAULT_REWARD_CONFIG, REWARD_COMPONENTS, type RewardComponent, type RewardConfig, type RewardVariant } from '../rewards/composite.ts';
+import { DEFAULT_ADAMW } from '../optim/adamw.ts';
+import { DEFAULT_REWARD_CONFIG, REWARD_COMPONENTS, type RewardComponent, type RewardConfig, type RewardVariant } from '../rewards/registry.ts';
 import type { DiscriminativeMode } from '../rewards/components.ts';
 import { ConfigError, deepFreeze, defaultsOf, leaves, validate, type Infer, type Schema } from '../util/schema.ts';
 
@@ -71,7 +72,8 @@ const REWARD_SCHEMA = {
 
 /**
  * The one table of the training config: types, ranges, defaults (the released 7B run's) and docs.
- * DEFAULT_TRAIN_CONFIG, DEFAULT_GRPO_LOSS (loss.ts) and DEFAULT_ADAMW (adamw.ts) are read from it.
+ * DEFAULT_TRAIN_CONFIG and DEFAULT_GRPO_LOSS (loss.ts) are read from it; its AdamW defaults are
+ * optim/adamw.ts's DEFAULT_ADAMW (the optimizer sits below the trainer).
  */
 export const TRAIN_SCHEMA = {
   seed: { type: 'int', default: 9, doc: 'seeds the data order and the sampling' },
@@ -85,10 +87,10 @@ export const TRAIN_SCHEMA = {
   topK: { type: 'int', min: 0, default: 0, doc: 'top-k sampling (0: off)' },
   maxResponseTokens: { type: 'int', min: 1, default: 1300, doc: 'most tokens generated per response' },
   maxPromptTokens: { type: 'int', min: 1, default: 1300, doc: 'longest prompt allowed (a longer one stops the run)' },
-  lr: { type: 'number', min: 0, default: 1e-6, doc: 'AdamW learning rate' },
-  weightDecay: { type: 'number', min: 0, default: 1e-2, doc: 'AdamW decoupled weight decay' },
-  betas: { type: 'tuple', min: 0, max: 1, exclusiveMax: true, default: [0.9, 0.999], doc: 'AdamW moment decay rates' },
-  eps: { type: 'number', min: 0, default: 1e-8, doc: 'AdamW denominator epsilon' },
+  lr: { type: 'number', min: 0, default: DEFAULT_ADAMW.lr, doc: 'AdamW learning rate' },
+  weightDecay: { type: 'number', min: 0, default: DEFAULT_ADAMW.weightDecay, doc: 'AdamW decoupled weight decay' },
+  betas: { type: 'tuple', min: 0, max: 1, exclusiveMax: true, default: [DEFAULT_ADAMW.betas[0], DEFAULT_ADAMW.betas[1]], doc: 'AdamW moment decay rates' },
+  eps: { type: 'number', min: 0, default: DEFAULT_ADAMW.eps, doc: 'AdamW denominator epsilon' },
   gradClip: { type: 'number', min: 0, exclusiveMin: true, default: 1.0, doc: 'global gradient-norm clip' },
   clipRatio: { type: 'number', min: 0, default: 0.2, doc: 'PPO ratio clip' },
   klCoef: { type: 'number', min: 0, default: 5e-3, doc: 'weight of the KL penalty to the frozen reference (0: no reference needed)' },

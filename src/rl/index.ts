@@ -1,4 +1,3 @@
-export * from './adamw.ts';
 export * from './advantages.ts';
 export * from './loss.ts';
 export * from './actor.ts';

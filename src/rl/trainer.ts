@@ -1,6 +1,7 @@
 /**
- * The single-process GRPO trainer: rollouts sampled from the policy (G per prompt), composite
- * rewards (format, geometric, discriminative through the CLIP scorer), group advantages, the
+ * The single-process GRPO trainer: rollouts sampled from the policy (G per prompt), rewards from
+ * the reward registry (rewards/registry.ts; scoreGroup hands the scorer to the rewards that need
+ * CLIP), group advantages, the
  * clipped loss with the KL to a frozen reference and the entropy bonus, gradient accumulation over
  * micro-batches, global-norm clipping and AdamW. Checkpoints restore the run exactly; every step is
  * logged as JSONL; NaN/Inf in the loss or gradients skips the update.
@@ -13,36 +14,28 @@ import type { ImageU8 } from '../io/resample.ts';
 import { generate } from '../models/qwen2_5_vl/generate.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { encodePrompt, type Policy } from '../pipeline/policy.ts';
-import { componentsOf, computeReward, type RewardComponent } from '../rewards/composite.ts';
-import { captionScores, type CaptionScorer } from '../rewards/discriminative.ts';
-import { parseGroundTruth, parseResponse } from '../rewards/parse.ts';
+import type { TrainDataset, TrainSample } from '../data/types.ts';
+import { AdamW } from '../optim/adamw.ts';
+import { applyGradients, type StepResult } from '../optim/step.ts';
+import type { CaptionScorer } from '../rewards/discriminative.ts';
+import { componentsOf, needsClip, REWARDS, type RewardFn } from '../rewards/registry.ts';
+import { scoreGroup } from '../rewards/score.ts';
 import { Progress } from '../util/progress.ts';
 import { writeTrainingCurves } from './curves.ts';
-import { AdamW, clipGradNorm } from './adamw.ts';
 import { groupAdvantages } from './advantages.ts';
 import { clearCheckpoints, latestCheckpoint, loadCheckpoint, readCheckpointState, removeStaleTemps, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { configDifferences, defaultStepCount, trainConfig, type TrainConfig } from './config.ts';
 import { readStepLog, trimStepLog } from './runlog.ts';
 import { shown } from '../util/schema.ts';
-import { policyGradients } from './update.ts';
+import { policyGradients, type PolicyGradients } from './update.ts';
 
-/** One training prompt: an image, a query and the ground truth in the policy's frame. */
-export interface TrainSample {
-  image: ImageU8;
-  query: string;
-  /** `<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>` in the policy frame */
-  solution: string;
-}
-
-export interface TrainDataset {
-  size: number;
-  get(i: number): TrainSample | Promise<TrainSample>;
-}
+export type { TrainDataset, TrainSample } from '../data/types.ts';
 
 export interface StepLog {
   step: number;
   epoch: number;
-  reward: { mean: number; std: number; components: Partial<Record<RewardComponent, number>> };
+  /** components: the mean of each reward function the variant uses, by name */
+  reward: { mean: number; std: number; components: Record<string, number> };
   advantage: { mean: number; std: number; min: number; max: number };
   loss: { total: number; pg: number; kl: number; entropy: number | null; clipFrac: number; ppoKl: number };
   gradNorm: number;
@@ -53,7 +46,17 @@ export interface StepLog {
   memory: { numTensors: number; numBytes: number };
 }
 
-interface Rollout {
+/** One prompt of a step, encoded: its ids, pixels, grid, the view the policy saw and (frozen vision) its image embeddings. */
+export interface StepPrompt {
+  sample: TrainSample;
+  ids: number[];
+  pixels: tf.Tensor2D;
+  grid: [number, number, number];
+  view: ImageU8;
+  embeds: tf.Tensor2D | null;
+}
+
+export interface Rollout {
   /** position in the step's rollouts (advantages are indexed by it) */
   index: number;
   prompt: number;
@@ -61,7 +64,7 @@ interface Rollout {
   response: number[];
   text: string;
   reward: number;
-  components: Partial<Record<RewardComponent, number>>;
+  components: Record<string, number>;
 }
 
 function meanStd(xs: number[]): { mean: number; std: number } {
@@ -74,7 +77,10 @@ export class GrpoTrainer {
   readonly config: TrainConfig;
   readonly policy: Policy;
   readonly reference: Qwen2_5_VL | null;
+  /** handed to the reward registry for the rewards that need CLIP scores (RewardFn.needs) */
   readonly scorer: CaptionScorer | null;
+  /** the reward functions (default: rewards/registry.ts REWARDS) */
+  readonly rewards: readonly RewardFn[];
   readonly data: TrainDataset;
   readonly optimizer: AdamW;
   step = 0;
@@ -86,14 +92,15 @@ export class GrpoTrainer {
   /** called after each step (tests use it to stop a run) */
   onStep?: (log: StepLog) => void;
 
-  constructor(opts: { config: TrainConfig; policy: Policy; reference: Qwen2_5_VL | null; scorer: CaptionScorer | null; data: TrainDataset }) {
+  constructor(opts: { config: TrainConfig; policy: Policy; reference: Qwen2_5_VL | null; scorer: CaptionScorer | null; data: TrainDataset; rewards?: readonly RewardFn[] }) {
     // checked here too: a config built in code (not through trainConfig) gets the same checks
     this.config = trainConfig(opts.config, 'trainer config');
     this.policy = opts.policy;
     this.reference = opts.reference;
     this.scorer = opts.scorer;
     this.data = opts.data;
-    if (this.config.rewards.variant === 'dpad' && !this.scorer) throw new Error('trainer: the dpad reward needs a CLIP scorer (or use rewards.variant = "baseline")');
+    this.rewards = opts.rewards ?? REWARDS;
+    if (needsClip(this.config.rewards.variant, this.rewards) && !this.scorer) throw new Error('trainer: the dpad reward needs a CLIP scorer (or use rewards.variant = "baseline")');
     if (this.config.klCoef > 0 && !this.reference) throw new Error('trainer: klCoef > 0 needs a frozen reference policy');
     if (this.data.size < 1) throw new Error('trainer: the dataset is empty');
     this.optimizer = new AdamW({ lr: this.config.lr, weightDecay: this.config.weightDecay, betas: this.config.betas, eps: this.config.eps });
@@ -168,104 +175,26 @@ export class GrpoTrainer {
     return saveCheckpoint(path.join(this.config.outDir, 'checkpoints'), this.step, this.policy.model, this.optimizer, this.state());
   }
 
-  /** One GRPO step. */
+  /**
+   * One GRPO step, in TRL's named phases: prompts, rollout (G samples per prompt), score (the
+   * reward registry, rewards/score.ts), advantages (per-group), gradients (micro-batched actor
+   * loss), update (clip + AdamW, optim/step.ts) and the step's log.
+   */
   async trainStep(): Promise<StepLog> {
-    const c = this.config;
     const t0 = performance.now();
-    const model = this.policy.model;
-    const pad = model.config.pad_token_id;
-    // ---- rollouts
-    const prompts: { sample: TrainSample; ids: number[]; pixels: tf.Tensor2D; grid: [number, number, number]; view: ImageU8; embeds: tf.Tensor2D | null }[] = [];
-    for (let p = 0; p < c.promptsPerStep; p++) {
-      const sample = await this.data.get(this.nextIndex());
-      const enc = encodePrompt(this.policy, sample.image, sample.query, c.rewards.variant);
-      if (enc.ids.length > c.maxPromptTokens) {
-        enc.pixelValues.dispose();
-        throw new Error(`trainer: prompt of ${enc.ids.length} tokens exceeds maxPromptTokens ${c.maxPromptTokens} (query ${JSON.stringify(sample.query)})`);
-      }
-      // a frozen vision tower is run once per prompt
-      const embeds = c.freezeVision ? tf.tidy(() => model.visual.forward(enc.pixelValues, [enc.grid])) : null;
-      prompts.push({ sample, ids: enc.ids, pixels: enc.pixelValues, grid: enc.grid, view: enc.view, embeds });
-    }
-    const rollouts: Rollout[] = [];
-    let generated = 0;
+    const prompts = await this.prompts();
     try {
-      for (let p = 0; p < prompts.length; p++) {
-        const pr = prompts[p];
-        const G = c.samplesPerPrompt;
-        const ids = new Int32Array(G * pr.ids.length);
-        for (let g = 0; g < G; g++) ids.set(pr.ids, g * pr.ids.length);
-        const embedsG = pr.embeds ? tf.tile(pr.embeds, [G, 1]) as tf.Tensor2D : null;
-        const pixelsG = pr.embeds ? null : tf.tile(pr.pixels, [G, 1]) as tf.Tensor2D;
-        let gen;
-        try {
-          gen = generate(model, {
-            ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
-            maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng: this.rng, stopTokens: this.policy.stopTokens,
-          });
-        } finally {
-          embedsG?.dispose();
-          pixelsG?.dispose();
-        }
-        for (let g = 0; g < G; g++) {
-          const resp = gen.tokens[g];
-          generated += resp.length;
-          rollouts.push({ index: rollouts.length, prompt: p, promptIds: pr.ids, response: resp, text: this.policy.tokenizer.decode(resp, true), reward: 0, components: {} });
-        }
-      }
+      const { rollouts, generated } = this.rollout(prompts);
       const t1 = performance.now();
-      // ---- rewards
-      for (let p = 0; p < prompts.length; p++) {
-        const rs = rollouts.filter(r => r.prompt === p);
-        const parsed = rs.map(r => parseResponse(r.text));
-        const gt = parseGroundTruth(prompts[p].sample.solution);
-        const scores = c.rewards.variant === 'dpad' && this.scorer ? await captionScores(this.scorer, prompts[p].view, gt.box, parsed) : rs.map(() => null);
-        rs.forEach((r, k) => {
-          const res = computeReward(parsed[k], gt, scores[k], c.rewards);
-          r.reward = res.total;
-          for (const [name, v] of Object.entries(res.components)) r.components[name as RewardComponent] = v!.value;
-        });
-      }
-      const adv = groupAdvantages(rollouts.map(r => r.reward), rollouts.map(r => r.prompt));
+      await this.score(prompts, rollouts);
+      const adv = this.advantages(rollouts);
       const t2 = performance.now();
-      // ---- loss and gradients: dp_actor.update_policy over micro-batches of `microBatch` responses
-      // (one PPO epoch: logp_old is recomputed just before, so the ratio is 1); every log-prob is of
-      // softmax(logits / temperature), the distribution the rollouts were drawn from (as veRL)
-      const vars = [...model.trainableParameters()];
-      const pg = policyGradients(model, this.reference, rollouts.length, (start, size) => {
-        const items = rollouts.slice(start, start + size);
-        const batch = this.packBatch(items, prompts, pad);
-        return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), dispose: batch.dispose };
-      }, c);
-      const grads = pg.grads;
-      let skipped: string | null = pg.nonFinite;
+      const pg = this.gradients(prompts, rollouts, adv);
       const t3 = performance.now();
-      // ---- update
-      let gradNorm = NaN;
-      if (!skipped) {
-        gradNorm = clipGradNorm(grads, c.gradClip);
-        if (!Number.isFinite(gradNorm)) skipped = `non-finite gradient norm ${gradNorm}`;
-      }
-      if (!skipped) this.optimizer.apply(new Map(vars), grads);
-      tf.dispose([...grads.values()]);
+      const { gradNorm, skipped } = this.update(pg);
       const t4 = performance.now();
       this.step++;
-      const rw = meanStd(rollouts.map(r => r.reward));
-      const comps: Partial<Record<RewardComponent, number>> = {};
-      for (const k of componentsOf(c.rewards.variant)) comps[k] = meanStd(rollouts.map(r => r.components[k] ?? 0)).mean;
-      const lens = rollouts.map(r => r.response.length);
-      const advs = Array.from(adv);
-      const log: StepLog = {
-        step: this.step, epoch: this.epoch,
-        reward: { ...rw, components: comps },
-        advantage: { ...meanStd(advs), min: Math.min(...advs), max: Math.max(...advs) },
-        loss: { total: pg.loss, pg: pg.metrics.pgLoss, kl: pg.metrics.klLoss, entropy: pg.metrics.entropyLoss, clipFrac: pg.metrics.clipFrac, ppoKl: pg.metrics.ppoKl },
-        gradNorm, skipped,
-        responseLength: { mean: meanStd(lens).mean, max: Math.max(...lens) },
-        tokensPerSecond: generated / ((t1 - t0) / 1000),
-        seconds: { rollout: (t1 - t0) / 1000, reward: (t2 - t1) / 1000, forwardBackward: (t3 - t2) / 1000, optimizer: (t4 - t3) / 1000, total: (t4 - t0) / 1000 },
-        memory: { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes },
-      };
+      const log = this.stepLog(rollouts, adv, pg, { gradNorm, skipped, generated }, [t0, t1, t2, t3, t4]);
       this.logs.push(log);
       return log;
     } finally {
@@ -273,8 +202,120 @@ export class GrpoTrainer {
     }
   }
 
+  /** the step's prompts, encoded (the caller disposes their tensors); a frozen vision tower is run once per prompt */
+  async prompts(): Promise<StepPrompt[]> {
+    const c = this.config;
+    const model = this.policy.model;
+    const prompts: StepPrompt[] = [];
+    try {
+      for (let p = 0; p < c.promptsPerStep; p++) {
+        const sample = await this.data.get(this.nextIndex());
+        const enc = encodePrompt(this.policy, sample.image, sample.query, c.rewards.variant);
+        if (enc.ids.length > c.maxPromptTokens) {
+          enc.pixelValues.dispose();
+          throw new Error(`trainer: prompt of ${enc.ids.length} tokens exceeds maxPromptTokens ${c.maxPromptTokens} (query ${JSON.stringify(sample.query)})`);
+        }
+        const embeds = c.freezeVision ? tf.tidy(() => model.visual.forward(enc.pixelValues, [enc.grid])) : null;
+        prompts.push({ sample, ids: enc.ids, pixels: enc.pixelValues, grid: enc.grid, view: enc.view, embeds });
+      }
+    } catch (e) {
+      for (const p of prompts) tf.dispose([p.pixels, ...(p.embeds ? [p.embeds] : [])]);
+      throw e;
+    }
+    return prompts;
+  }
+
+  /** G sampled responses per prompt (the policy's sampling settings and the trainer's RNG) */
+  rollout(prompts: StepPrompt[]): { rollouts: Rollout[]; generated: number } {
+    const c = this.config;
+    const rollouts: Rollout[] = [];
+    let generated = 0;
+    for (let p = 0; p < prompts.length; p++) {
+      const pr = prompts[p];
+      const G = c.samplesPerPrompt;
+      const ids = new Int32Array(G * pr.ids.length);
+      for (let g = 0; g < G; g++) ids.set(pr.ids, g * pr.ids.length);
+      const embedsG = pr.embeds ? tf.tile(pr.embeds, [G, 1]) as tf.Tensor2D : null;
+      const pixelsG = pr.embeds ? null : tf.tile(pr.pixels, [G, 1]) as tf.Tensor2D;
+      let gen;
+      try {
+        gen = generate(this.policy.model, {
+          ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
+          maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng: this.rng, stopTokens: this.policy.stopTokens,
+        });
+      } finally {
+        embedsG?.dispose();
+        pixelsG?.dispose();
+      }
+      for (let g = 0; g < G; g++) {
+        const resp = gen.tokens[g];
+        generated += resp.length;
+        rollouts.push({ index: rollouts.length, prompt: p, promptIds: pr.ids, response: resp, text: this.policy.tokenizer.decode(resp, true), reward: 0, components: {} });
+      }
+    }
+    return { rollouts, generated };
+  }
+
+  /** each rollout's reward and components, one group (prompt) at a time, through the reward registry */
+  async score(prompts: StepPrompt[], rollouts: Rollout[]): Promise<void> {
+    for (let p = 0; p < prompts.length; p++) {
+      const rs = rollouts.filter(r => r.prompt === p);
+      const { sample, view } = prompts[p];
+      const results = await scoreGroup(rs.map(r => r.text), { ...sample, image: view }, { config: this.config.rewards, scorer: this.scorer, rewards: this.rewards });
+      rs.forEach((r, k) => {
+        r.reward = results[k].total;
+        for (const [name, v] of Object.entries(results[k].components)) r.components[name] = v.value;
+      });
+    }
+  }
+
+  /** GRPO's group-normalized advantages, indexed by rollout */
+  advantages(rollouts: Rollout[]): Float32Array {
+    return groupAdvantages(rollouts.map(r => r.reward), rollouts.map(r => r.prompt));
+  }
+
+  /**
+   * dp_actor.update_policy's gradients over micro-batches of `microBatch` responses (one PPO
+   * epoch: logp_old is recomputed just before, so the ratio is 1); every log-prob is of
+   * softmax(logits / temperature), the distribution the rollouts were drawn from (as veRL)
+   */
+  gradients(prompts: StepPrompt[], rollouts: Rollout[], adv: Float32Array): PolicyGradients {
+    const pad = this.policy.model.config.pad_token_id;
+    return policyGradients(this.policy.model, this.reference, rollouts.length, (start, size) => {
+      const batch = this.packBatch(rollouts.slice(start, start + size), prompts, pad);
+      return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), dispose: batch.dispose };
+    }, this.config);
+  }
+
+  /** clip and apply the gradients (skipped for a non-finite loss or norm); the gradients are released */
+  update(pg: PolicyGradients): StepResult {
+    const vars = [...this.policy.model.trainableParameters()];
+    return applyGradients(this.optimizer, new Map(vars), pg.grads, { maxNorm: this.config.gradClip, skip: pg.nonFinite });
+  }
+
+  /** the step's log entry (log.jsonl): rewards, advantages, losses, lengths, timings, memory */
+  stepLog(rollouts: Rollout[], adv: Float32Array, pg: PolicyGradients, u: StepResult & { generated: number }, t: number[]): StepLog {
+    const [t0, t1, t2, t3, t4] = t;
+    const rw = meanStd(rollouts.map(r => r.reward));
+    const comps: Record<string, number> = {};
+    for (const k of componentsOf(this.config.rewards.variant, this.rewards)) comps[k] = meanStd(rollouts.map(r => r.components[k] ?? 0)).mean;
+    const lens = rollouts.map(r => r.response.length);
+    const advs = Array.from(adv);
+    return {
+      step: this.step, epoch: this.epoch,
+      reward: { ...rw, components: comps },
+      advantage: { ...meanStd(advs), min: Math.min(...advs), max: Math.max(...advs) },
+      loss: { total: pg.loss, pg: pg.metrics.pgLoss, kl: pg.metrics.klLoss, entropy: pg.metrics.entropyLoss, clipFrac: pg.metrics.clipFrac, ppoKl: pg.metrics.ppoKl },
+      gradNorm: u.gradNorm, skipped: u.skipped,
+      responseLength: { mean: meanStd(lens).mean, max: Math.max(...lens) },
+      tokensPerSecond: u.generated / ((t1 - t0) / 1000),
+      seconds: { rollout: (t1 - t0) / 1000, reward: (t2 - t1) / 1000, forwardBackward: (t3 - t2) / 1000, optimizer: (t4 - t3) / 1000, total: (t4 - t0) / 1000 },
+      memory: { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes },
+    };
+  }
+
   /** prompt + response rows, left-padded prompts and right-padded responses, with shared image embeddings */
-  private packBatch(items: Rollout[], prompts: { ids: number[]; pixels: tf.Tensor2D; grid: [number, number, number]; embeds: tf.Tensor2D | null }[], pad: number) {
+  private packBatch(items: Rollout[], prompts: StepPrompt[], pad: number) {
     const P = Math.max(...items.map(r => r.promptIds.length));
     const R = Math.max(1, ...items.map(r => r.response.length));
     const L = P + R;

@@ -1,5 +1,5 @@
 /** The world as datasets for training and evaluation. */
-import type { TrainDataset } from '../../rl/trainer.ts';
+import type { TrainDataset } from '../types.ts';
 import { worldSample, type Split } from './generator.ts';
 
 export function worldTrainDataset(n: number, frame: number, opts: { size?: number; split?: Split } = {}): TrainDataset {

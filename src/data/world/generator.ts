@@ -6,7 +6,7 @@
  */
 import seedrandom from 'seedrandom';
 import type { ImageU8 } from '../../io/resample.ts';
-import { formatGroundTruth, type Box, type Point } from '../../rewards/parse.ts';
+import { formatGroundTruth, type Box, type Point } from '../../prompt/answer.ts';
 import { COLORS, ROUND, SHAPES, SIZES, TEXTURES, inscribedPoints, maskBox, renderScene, type WorldObject } from './render.ts';
 
 export type QueryType = 'Attribute' | 'Relation' | 'Logic';

@@ -17,27 +17,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import { crop, type ImageU8 } from '../../io/resample.ts';
 import { l2normalize, type ClipModel } from './model.ts';
 import { clipPreprocess } from './preprocess.ts';
-import { pyIntOfDigits, pyRound, pyStrip } from './text.ts';
+import { firstLazyTag, firstTaggedQuad } from '../../util/scan.ts';
+import { pyRound, pyStrip } from './text.ts';
 import type { ClipTokenizer } from './tokenizer.ts';
 
 /** The hard-coded id limit of get_clip_similarity_for_bbox (start and end tokens included). */
 export const DPAD_MAX_IDS = 77;
 
-const GT_BOX = /<box>\((\p{Nd}+),(\p{Nd}+)\),\((\p{Nd}+),(\p{Nd}+)\)<\/box>/u;
-const CAPTION = /<caption>([\s\S]*?)<\/caption>/;
-
 export type PilBox = [number, number, number, number];
 
-/** The first `<box>(x1,y1),(x2,y2)</box>` of a ground-truth string, or null. */
+/**
+ * The first `<box>(x1,y1),(x2,y2)</box>` of a ground-truth string (Python's `\d+`: any Unicode
+ * decimal digits), or null; read by a linear-time scan (util/scan.ts), not a regex.
+ */
 export function dpadGroundTruthBox(groundTruth: string): PilBox | null {
-  const m = GT_BOX.exec(groundTruth);
-  return m ? [pyIntOfDigits(m[1]), pyIntOfDigits(m[2]), pyIntOfDigits(m[3]), pyIntOfDigits(m[4])] : null;
+  return firstTaggedQuad(groundTruth, 'box');
 }
 
-/** The first `<caption>…</caption>` (across lines), stripped; null when there is none. */
+/** The first `<caption>(.*?)</caption>` (DOTALL), stripped; null when there is none. Linear time (util/scan.ts). */
 export function dpadCaption(response: string): string | null {
-  const m = CAPTION.exec(response);
-  return m ? pyStrip(m[1]) : null;
+  const m = firstLazyTag(response, '<caption>', '</caption>');
+  return m === null ? null : pyStrip(m);
 }
 
 /**

@@ -1,33 +1,14 @@
 /**
- * Character classes and Python string helpers the CLIP text and box paths need (kept here so
- * that models/ does not import rewards/). Class strings are RegExp source for a `[...]` set.
+ * Character classes and Python string helpers the CLIP text and box paths need. Class strings
+ * are RegExp source for a `[...]` set. Python's own (str.strip, round, `\s`) are util/pycompat.ts's.
  */
-
-/** What Python's str.isspace() accepts, which is also `\s` in a str pattern. */
-export const PY_WHITESPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+export { PY_WHITESPACE, pyRound, pyStrip } from '../../util/pycompat.ts';
 
 /**
  * Oniguruma's `\s` in a Unicode pattern (what Hugging Face tokenizers' regexes use): TAB..CR,
  * NEL, Line/Paragraph separators and Space_Separator. Unlike Python, U+001C..U+001F are not in it.
  */
 export const ONIG_WHITESPACE = '\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-
-const PY_SPACE = new RegExp(`^[${PY_WHITESPACE}]$`);
-
-/** str.strip() with no argument */
-export function pyStrip(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && PY_SPACE.test(s[a])) a++;
-  while (b > a && PY_SPACE.test(s[b - 1])) b--;
-  return s.slice(a, b);
-}
-
-/** Python's round(x) for a float: half to even. */
-export function pyRound(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /**
  * int() of a run of Unicode decimal digits (what Python's `\d` matches in a str pattern). Every

@@ -4,7 +4,7 @@
  * patches flattened merge-major as (C, T, P, P); the chat template with the image pad expanded.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { pyRound } from '../../rewards/pycompat.ts';
+import { pyRound } from '../../util/pycompat.ts';
 import { resize, type ImageU8 } from '../../io/resample.ts';
 import { CLIP_MEAN, CLIP_STD } from '../clip/preprocess.ts';
 import type { QwenVisionConfig } from './config.ts';

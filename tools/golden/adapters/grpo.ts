@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { RawTensor } from '../../../src/io/dtypes.ts';
 import { actorLoss, entropyFromLogits } from '../../../src/rl/actor.ts';
-import { AdamW, clipGradNorm } from '../../../src/rl/adamw.ts';
+import { AdamW, clipGradNorm } from '../../../src/optim/adamw.ts';
 import { grpoOutcomeAdvantages } from '../../../src/rl/advantages.ts';
 import { klPenalty, maskedMean, policyLoss, type KlType } from '../../../src/rl/loss.ts';
 import type { FamilyAdapter, OutputValue } from '../harness.ts';

@@ -4,8 +4,8 @@ import type { RawTensor } from '../../../src/io/dtypes.ts';
 import { evaluateMasks } from '../../../src/eval/metrics.ts';
 import { thinkTokenStats } from '../../../src/eval/tokens.ts';
 import { PolicyTokenizer } from '../../../src/models/qwen2_5_vl/tokenizer.ts';
-import { extractPrediction } from '../../../src/rewards/extract.ts';
-import { PyError } from '../../../src/rewards/pycompat.ts';
+import { extractPrediction } from '../../../src/prompt/extract.ts';
+import { PyError } from '../../../src/util/pycompat.ts';
 import type { FamilyAdapter, FixtureContext, OutputValue } from '../harness.ts';
 
 function masks(t: RawTensor, name: string): { n: number; at: (k: number) => ArrayLike<number> } {

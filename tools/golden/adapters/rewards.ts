@@ -2,9 +2,9 @@
 import {
   boxL1Reward, discriminativeReward, iouReward, iouValue, pointsL1Reward, segmentationFormatReward, snr, thinkingFormatReward,
 } from '../../../src/rewards/components.ts';
-import { computeReward } from '../../../src/rewards/composite.ts';
+import { computeReward } from '../../../src/rewards/registry.ts';
 import { pilCropSize, releasedClipScores } from '../../../src/rewards/discriminative.ts';
-import { parseGroundTruth, parseResponse } from '../../../src/rewards/parse.ts';
+import { parseGroundTruth, parseResponse } from '../../../src/prompt/answer.ts';
 import type { FamilyAdapter, OutputValue } from '../harness.ts';
 
 const parse = (inputs: Record<string, unknown>) => ({ p: parseResponse(String(inputs.response)), gt: parseGroundTruth(String(inputs.ground_truth)) });

@@ -14,7 +14,7 @@
  * is not read: a ValueError `response is N characters, over the parser's limit of 262144` (a
  * parse failure), and its think is ''.
  */
-import { PyError, pyIndex, pyInt, pyJsonLoads, pyLen, pyRound, type PyValue } from './pycompat.ts';
+import { PyError, pyIndex, pyInt, pyJsonLoads, pyLen, pyRound, type PyValue } from '../util/pycompat.ts';
 import { firstBraceObject, firstThinkNoLt, responseTooLong } from './scan.ts';
 
 export interface Prediction {

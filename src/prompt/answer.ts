@@ -5,7 +5,8 @@
  * test holds them to the regexes). A response over MAX_RESPONSE_CHARS is not read: `rejected`
  * says why, and every field is empty, so every reward is 0.
  */
-import { PyError, pyJsonLoads, pyStrip, type PyValue } from './pycompat.ts';
+import { PyError, pyJsonLoads, pyStrip, type PyValue } from '../util/pycompat.ts';
+import { extractPrediction } from './extract.ts';
 import { firstBraceObject, firstLazyTag, firstTaggedQuad, firstThinkNoLt, responseTooLong, thinkingFormatMatches } from './scan.ts';
 
 export type Box = [number, number, number, number];
@@ -84,4 +85,19 @@ export function parseGroundTruth(text: string): GroundTruth {
 export function formatGroundTruth(box: Box, points: [Point, Point]): string {
   const r = Math.round;
   return `<box>(${r(box[0])},${r(box[1])}),(${r(box[2])},${r(box[3])})</box><points>(${r(points[0][0])},${r(points[0][1])}),(${r(points[1][0])},${r(points[1][1])})</points>`;
+}
+
+/**
+ * Box and points of a response in image pixels (width x height) from a policy that saw a
+ * view x view image: the released evaluation's extract_bbox_points_think with factors W/view,
+ * H/view. Returns the PyError when it does not parse.
+ */
+export function answerGeometry(text: string, width: number, height: number, view = 840): { bbox: [number, number, number, number]; points: [[number, number], [number, number]] } | { error: PyError } {
+  try {
+    const p = extractPrediction(text, width / view, height / view);
+    return { bbox: p.bbox, points: p.points };
+  } catch (e) {
+    if (e instanceof PyError) return { error: e };
+    throw e;
+  }
 }
