@@ -1,16 +1,25 @@
 /**
- * A reader for the uncompressed ("stored") zip archives that torch.save writes:
- * the central directory is read first (zip64 aware), every entry is checked to lie
- * inside the file, and entry bytes are read on demand.
+ * The one zip reader: the stored archives that torch.save writes (entries read in place, any byte
+ * range) and deflated ones such as Python wheels (whole entries inflated, or streamed to a file),
+ * CRC-32 checked. The central directory is read first (zip64 aware) and every entry is checked to
+ * lie inside the file before anything is read.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FormatError } from './errors.ts';
 
 export interface ZipEntry {
   name: string;
+  /** 0 stored, 8 deflate */
   method: number;
   size: number;
   compressedSize: number;
+  crc32: number;
+  /** unix mode bits from the external attributes (0 when the zip was not made on unix) */
+  mode: number;
   /** absolute offset of the entry's data */
   dataOffset: number;
 }
@@ -67,6 +76,8 @@ export class ZipReader {
     for (let i = 0; i < count; i++) {
       if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CEN) throw new FormatError(file, `zip: central directory entry ${i} is corrupt`);
       const method = cd.readUInt16LE(p + 10);
+      const crc32 = cd.readUInt32LE(p + 16);
+      const mode = cd.readUInt32LE(p + 38) >>> 16;
       let compressedSize = cd.readUInt32LE(p + 20);
       let size = cd.readUInt32LE(p + 24);
       const nameLen = cd.readUInt16LE(p + 28);
@@ -95,7 +106,7 @@ export class ZipReader {
       if (dataOffset + compressedSize > this.size) {
         throw new FormatError(file, `zip entry '${name}' needs bytes ${dataOffset}..${dataOffset + compressedSize} but the file has ${this.size}: truncated`);
       }
-      this.entries.set(name, { name, method, size, compressedSize, dataOffset });
+      this.entries.set(name, { name, method, size, compressedSize, crc32, mode, dataOffset });
     }
   }
 
@@ -130,6 +141,40 @@ export class ZipReader {
     const n = len ?? e.size - start;
     if (start < 0 || start + n > e.size) throw new FormatError(this.path, `zip entry '${name}': bytes ${start}..${start + n} outside its ${e.size} bytes`);
     return this.pread(e.dataOffset + start, n);
+  }
+
+  private entry(name: string): ZipEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new FormatError(this.path, `zip has no entry '${name}'`);
+    if (e.method !== 0 && e.method !== 8) throw new FormatError(this.path, `zip entry '${name}' uses compression method ${e.method} (only stored and deflate are read)`);
+    return e;
+  }
+
+  /** A whole entry, stored or deflated, into memory, CRC checked (for small entries). */
+  inflate(name: string): Buffer {
+    const e = this.entry(name);
+    const raw = this.pread(e.dataOffset, e.compressedSize);
+    const data = e.method === 8 ? zlib.inflateRawSync(raw) : raw;
+    if (data.length !== e.size || zlib.crc32(data) >>> 0 !== e.crc32) throw new FormatError(this.path, `zip entry '${name}': CRC or size mismatch (corrupt)`);
+    return data;
+  }
+
+  /** Stream one entry into `dest` (folders made as needed), CRC checked; executable bits kept. */
+  async extract(name: string, dest: string): Promise<void> {
+    const e = this.entry(name);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const mode = e.mode & 0o111 ? 0o755 : 0o644;
+    if (e.compressedSize === 0) {
+      fs.writeFileSync(dest, Buffer.alloc(0), { mode });
+      return;
+    }
+    let crc = 0;
+    const check = new Transform({ transform(chunk: Buffer, _enc, cb) { crc = zlib.crc32(chunk, crc); cb(null, chunk); } });
+    const src = fs.createReadStream(this.path, { start: e.dataOffset, end: e.dataOffset + e.compressedSize - 1 });
+    const sink = fs.createWriteStream(dest, { mode });
+    if (e.method === 8) await pipeline(src, zlib.createInflateRaw(), check, sink);
+    else await pipeline(src, check, sink);
+    if (crc >>> 0 !== e.crc32) throw new FormatError(this.path, `zip entry '${name}': CRC or size mismatch (corrupt)`);
   }
 
   close(): void {
