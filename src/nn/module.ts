@@ -43,6 +43,12 @@ export interface LoadOptions {
   ignore?: (key: string) => boolean;
   /** reshape/transpose a checkpoint tensor into the parameter's layout; owns and may dispose `t` */
   transform?: (param: string, t: tf.Tensor) => tf.Tensor;
+  /**
+   * the shape `transform` gives for a stored shape. With it (or without a transform), every shape
+   * is checked from the source's metadata before anything is read, and tensors are then read and
+   * assigned one at a time: the peak is the model plus one tensor, not twice the model.
+   */
+  transformShape?: (param: string, shape: number[]) => number[];
   /** name of the source, for errors */
   where?: string;
 }
@@ -201,6 +207,46 @@ export class Module {
       plan.push([k, p]);
     }
     const missing = [...params.keys()].filter(p => !seen.has(p));
+    const expectedShape = (p: string) => {
+      const v = params.get(p)!;
+      return transposed.has(p) ? v.shape.slice().reverse() : v.shape.slice();
+    };
+    // Streaming: shapes known up front (metadata, or a map's tensors) -> check everything, then
+    // read and assign tensor by tensor. A failed strict load assigns nothing either way.
+    const shapeOf = (k: string): number[] => (source instanceof Map ? source.get(k)!.shape.slice() : source.meta(k).shape.slice());
+    if (!opts.transform || opts.transformShape) {
+      for (const [k, p] of plan) {
+        const stored = shapeOf(k);
+        const got = opts.transformShape ? opts.transformShape(p, stored) : stored;
+        if (!tf.util.arraysEqual(got, expectedShape(p))) mismatched.push({ key: k, param: p, expected: expectedShape(p), got });
+      }
+      if (strict && (missing.length || unexpected.length || mismatched.length)) throw new LoadError(where, missing, unexpected, mismatched);
+      if (!strict && mismatched.length) throw new LoadError(where, [], [], mismatched);
+      for (const [k, p] of plan) {
+        const v = params.get(p)!;
+        let t = source instanceof Map ? source.get(k)!.clone() : toTensor(source.read(k));
+        try {
+          if (opts.transform) t = opts.transform(p, t);
+          if (t.dtype !== v.dtype) {
+            const c = t.cast(v.dtype);
+            t.dispose();
+            t = c;
+          }
+          if (!tf.util.arraysEqual(t.shape, expectedShape(p))) {
+            throw new LoadError(where, [], [], [{ key: k, param: p, expected: expectedShape(p), got: t.shape.slice() }]);
+          }
+          if (transposed.has(p)) {
+            const tt = tf.transpose(t);
+            t.dispose();
+            t = tt;
+          }
+          v.assign(t);
+        } finally {
+          t.dispose();
+        }
+      }
+      return { loaded: plan.map(([, p]) => p), missing, unexpected, ignored };
+    }
     const pending: [tf.Variable, tf.Tensor][] = [];
     try {
       for (const [k, p] of plan) {

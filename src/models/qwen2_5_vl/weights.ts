@@ -35,6 +35,8 @@ export function loadQwenWeights(model: Qwen2_5_VL, src: TensorSource): LoadRepor
       }
       return t;
     },
+    // the 5-D patch kernel [out, C, T, P, P] is held as [out, C*T*P*P]
+    transformShape: (p, shape) => (p === 'visual.patch_embed.proj.weight' && shape.length === 5 ? [shape[0], shape.slice(1).reduce((a, b) => a * b, 1)] : shape),
   });
 }
 
