@@ -49,7 +49,7 @@ await runCli(SPEC, async args => {
     console.log(`${spec}: gIoU ${(tables.all.gIoU * 100).toFixed(1)}  cIoU ${(tables.all.cIoU * 100).toFixed(1)}  n ${tables.all.n}  skipped ${skipped.length}; report in ${outDir}/report.md`);
   }
   if (specs.length > 1) {
-    await tokenBands(path.join(args.out, 'tokens_by_dataset'), perDataset);
+    await tokenBands(path.join(args.out, 'tokens_by_dataset'), perDataset, 'Think tokens per dataset: mean ± std (Figure 5)', 'dataset');
     console.log(`Figure 5 (think tokens per dataset): ${args.out}/tokens_by_dataset.png`);
   }
 });

@@ -245,7 +245,7 @@ export function report(name: string, tables: ReturnType<typeof stratifiedTables>
   lines.push('', `Think tokens: mean ${tk.mean.toFixed(1)}, std ${tk.std.toFixed(1)}, median ${tk.median}, min ${tk.min}, max ${tk.max}.`, `Responses without a usable answer: ${failed} of ${records.length}.`, `Dropped (parsed, prediction and ground truth both empty, as the released evaluation drops them): ${dropped}.`, '');
   if (extra.figures?.length) lines.push('## Think tokens', '', ...extra.figures.map(f => `![${f}](${f})`), '');
   if (extra.worst?.length) {
-    lines.push(`## The ${extra.worst.length} worst samples`, '', '| id | IoU | query |', '|---|---|---|');
+    lines.push(`## The ${extra.worst.length} worst samples`, '', '| id | IoU (%) | query |', '|---|---|---|');
     for (const w of extra.worst) lines.push(`| [${w.id}](worst/index.md) | ${(w.iou * 100).toFixed(1)} | ${w.query.replace(/\|/g, '\\|')} |`);
     lines.push('');
   }

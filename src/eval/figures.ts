@@ -20,10 +20,10 @@ export async function tokenScatter(base: string, runs: TokenGroup[], title = 'Th
 }
 
 /** Figure 5: one bar per group (datasets or strata): the mean think tokens, error bars -/+ std (population), n under each */
-export async function tokenBands(base: string, groups: TokenGroup[], title = 'Think tokens: mean ± std'): Promise<void> {
+export async function tokenBands(base: string, groups: TokenGroup[], title = 'Think tokens: mean ± std', xLabel = 'group'): Promise<void> {
   const st = groups.map(g => summarize(g.tokens));
   await writeBars(base, title, groups.map(g => g.name), [{ name: 'mean think tokens', values: st.map(s => (s.n ? s.mean : NaN)), errors: st.map(s => (s.n ? s.std : NaN)) }], {
-    yLabel: 'think tokens', xLabel: 'group', notes: st.map(s => `n = ${s.n}`), errorLabel: 'error bars: ± 1 std',
+    yLabel: 'think tokens', xLabel, notes: st.map(s => `n = ${s.n}`), errorLabel: 'error bars: ± 1 std',
   });
 }
 
