@@ -49,11 +49,12 @@ await runCli(SPEC, async args => {
     cfg.rewards = { ...cfg.rewards, variant };
     cfg.outDir = path.join(out, variant);
     const policy = loadPolicyFrom(W);
-    const reference = referenceCopy(policy.model);
+    // LoRA: the reference is the policy with its adapters off (no copy)
+    const reference = cfg.lora ? null : referenceCopy(policy.model);
     const trainer = new GrpoTrainer({ config: cfg, policy, reference, scorer: variant === 'dpad' ? scorer : null, data: worldTrainDataset(512, policy.viewSize) });
     await trainer.run({ fresh: true });
     await evalPolicy(variant, policy);
-    reference.dispose();
+    reference?.dispose();
     policy.model.dispose();
   }
   const f = (x: number, d = 1) => x.toFixed(d);

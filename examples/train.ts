@@ -5,7 +5,9 @@
  * training (mean total reward, its components, gIoU, cIoU; greedy decoding): before_after.json.
  * The config's fields (src/rl/config.ts) default to the paper's. Without --data the embedded world's
  * train split is used; --data takes the specs eval takes (src/data/open.ts) that can train:
- * world:<split>[:N] or a Seg-Zero training parquet (see README).
+ * world:<split>[:N] or a Seg-Zero training parquet (see README). A config with a `lora` section
+ * trains adapters on the frozen base (docs/lora.md); `npm run export -- --run <out>` turns the
+ * run's last checkpoint into a weights directory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -35,7 +37,8 @@ await runCli(SPEC, async args => {
   const cfg = args.config ? readTrainConfig(args.config) : trainConfig({});
   if (args.out) cfg.outDir = args.out;
   const policy = loadPolicyFrom(args.weights);
-  const reference = referenceCopy(policy.model);
+  // LoRA: the reference is the policy with its adapters off (the trainer attaches them): no copy
+  const reference = cfg.lora ? null : referenceCopy(policy.model);
   const scorer = cfg.rewards.variant === 'dpad' ? loadScorerFrom(args.weights) : null;
   const skipped: Skipped[] = [];
   const spec = args.data ?? `world:train:${args['world-size']}`;
@@ -46,6 +49,8 @@ await runCli(SPEC, async args => {
   if (!args.fresh) trainer.resumableCheckpoint();
   fs.mkdirSync(cfg.outDir, { recursive: true });
   writeJsonAtomic(path.join(cfg.outDir, 'config.json'), cfg);
+  // the base weights the run started from: `npm run export -- --run <outDir>` pairs the checkpoint with them
+  writeJsonAtomic(path.join(cfg.outDir, 'run.json'), { weights: path.resolve(args.weights) });
   const nEval = args.data && !args.data.startsWith('world:') ? 0 : args.eval;
   // the held-out measure uses the DPAD reward (with CLIP) for both variants, so the figures compare
   const evalScorer = nEval ? scorer ?? loadScorerFrom(args.weights) : null;

@@ -124,4 +124,31 @@ test('stale checkpoint temp folders are removed; those of a running process and 
   assert.equal(fs.readdirSync(d), []);
 });
 
+test("the lora section: absent or null is full fine-tuning; an object takes PEFT's defaults; its fields are checked", () => {
+  assert.is(trainConfig({}).lora, null);
+  assert.is(DEFAULT_TRAIN_CONFIG.lora, null);
+  assert.equal(trainConfig({ lora: {} }).lora, { r: 8, alpha: 16, dropout: 0, rslora: false, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], vision: false });
+  assert.equal(trainConfig({ lora: { r: 4, targetModules: ['q_proj'] } }).lora?.targetModules, ['q_proj']);
+  assert.is(err({ lora: { apha: 8 } }), "runs/x.json: unknown key 'lora.apha' (did you mean 'lora.alpha'?)");
+  assert.is(err({ lora: { rank: 8 } }), "runs/x.json: unknown key 'lora.rank' (the keys of 'lora' are r, alpha, dropout, rslora, targetModules, vision)");
+  assert.is(err({ lora: { r: 0 } }), "runs/x.json: 'lora.r' must be a positive integer (got 0)");
+  assert.is(err({ lora: { alpha: 0 } }), "runs/x.json: 'lora.alpha' must be a number > 0 (got 0)");
+  assert.is(err({ lora: { dropout: 1 } }), "runs/x.json: 'lora.dropout' must be a number in [0, 1) (got 1)");
+  assert.is(err({ lora: { targetModules: 'q_proj' } }), "runs/x.json: 'lora.targetModules' must be a list of non-empty strings, without repeats (got \"q_proj\")");
+  assert.is(err({ lora: { targetModules: ['q_proj', 'q_proj'] } }), "runs/x.json: 'lora.targetModules[1]' repeats \"q_proj\" (entry 0)");
+  assert.is(err({ lora: true }), "runs/x.json: 'lora' must be an object or null (got true)");
+  assert.is(err({ lora: { vision: true }, freezeVision: true }), "runs/x.json: 'lora.vision' true needs 'freezeVision' false (a frozen vision tower is run once per prompt, without gradients)");
+  assert.is(err({ lora: { targetModules: [] } }), "runs/x.json: 'lora.targetModules' is empty and 'lora.vision' is false: no module would get an adapter");
+  assert.equal(trainConfig({ lora: { targetModules: [], vision: true } }).lora?.vision, true);
+  // resuming: LoRA switched on or off is one difference, 'lora'; a changed field inside it is named
+  const full = trainConfig({});
+  const lora = trainConfig({ lora: { r: 4 } });
+  assert.equal(configDifferences(full, lora), [{ field: 'lora', saved: null, current: lora.lora }]);
+  assert.equal(configDifferences(lora, full), [{ field: 'lora', saved: lora.lora, current: null }]);
+  assert.equal(configDifferences(lora, trainConfig({ lora: { r: 8 } })), [{ field: 'lora.r', saved: 4, current: 8 }]);
+  assert.equal(configDifferences(lora, trainConfig({ lora: { r: 4, targetModules: ['q_proj'] } })).map(d => d.field), ['lora.targetModules']);
+  const { lora: _omit, ...older } = full;
+  assert.equal(configDifferences(older, lora), [], 'a checkpoint older than the field is not compared');
+});
+
 test.run();

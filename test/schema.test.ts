@@ -75,4 +75,61 @@ test('describeSchema lists every field with its range, default and doc; leaves g
   assert.equal(leaves({ a: 1, b: { c: [1, 2], d: { e: null } } }), [['a', 1], ['b.c', [1, 2]], ['b.d.e', null]]);
 });
 
+const L = {
+  extra: {
+    type: 'object', nullable: true, doc: 'an optional section',
+    fields: {
+      r: { type: 'int', min: 1, default: 8, doc: 'a rank' },
+      names: { type: 'strings', default: ['a', 'b'], doc: 'some names' },
+      picks: { type: 'strings', values: ['x', 'y', 'zeta'], minLength: 1, default: ['x'], doc: 'picked names' },
+    },
+  },
+  tags: { type: 'strings', default: [], doc: 'free tags' },
+} as const satisfies Schema;
+
+const errL = (raw: unknown) => {
+  try {
+    validate(L, raw, 'runs/l.json');
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error(`no error for ${JSON.stringify(raw)}`);
+};
+
+test('a nullable section: absent or null is off (null), an object (even {}) is on with its defaults', () => {
+  assert.equal(validate(L, {}, 'f'), { extra: null, tags: [] });
+  assert.equal(validate(L, { extra: null }, 'f').extra, null);
+  assert.equal(validate(L, { extra: {} }, 'f').extra, { r: 8, names: ['a', 'b'], picks: ['x'] });
+  const v = validate(L, { extra: { r: 2, names: ['q'] }, tags: ['t1', 't2'] }, 'f');
+  assert.equal(v, { extra: { r: 2, names: ['q'], picks: ['x'] }, tags: ['t1', 't2'] });
+  // the inferred type: the section is `{...} | null`, the lists string[]
+  const r: number | undefined = v.extra?.r;
+  const names: string[] = v.tags;
+  assert.is(r, 2); assert.equal(names, ['t1', 't2']);
+  const d = defaultsOf(L);
+  d.tags.push('z');
+  assert.equal(defaultsOf(L).tags, [], 'defaultsOf gives copies of lists');
+  const raw = { tags: ['a'] };
+  validate(L, raw, 'f').tags.push('b');
+  assert.equal(raw.tags, ['a'], 'the input list is not aliased');
+});
+
+test('nullable sections and string lists are checked, naming the field and the entry', () => {
+  assert.is(errL({ extra: 3 }), "runs/l.json: 'extra' must be an object or null (got 3)");
+  assert.is(errL({ extra: [] }), "runs/l.json: 'extra' must be an object or null (got [])");
+  assert.is(errL({ extra: { rr: 1 } }), "runs/l.json: unknown key 'extra.rr' (did you mean 'extra.r'?)");
+  assert.is(errL({ extra: { r: 0 } }), "runs/l.json: 'extra.r' must be a positive integer (got 0)");
+  assert.is(errL({ tags: 'a' }), "runs/l.json: 'tags' must be a list of non-empty strings, without repeats (got \"a\")");
+  assert.is(errL({ tags: ['a', 3] }), "runs/l.json: 'tags[1]' must be a non-empty string (got 3)");
+  assert.is(errL({ tags: ['a', ''] }), "runs/l.json: 'tags[1]' must be a non-empty string (got \"\")");
+  assert.is(errL({ tags: ['a', 'b', 'a'] }), "runs/l.json: 'tags[2]' repeats \"a\" (entry 0)");
+  assert.is(errL({ extra: { picks: [] } }), "runs/l.json: 'extra.picks' must be a list of names from one of 'x', 'y' or 'zeta' (at least 1), without repeats (got [])");
+  assert.is(errL({ extra: { picks: ['y', 'zeat'] } }), "runs/l.json: 'extra.picks[1]' must be one of 'x', 'y' or 'zeta' (got \"zeat\"; did you mean 'zeta'?)");
+  const lines = describeSchema(L);
+  assert.ok(lines.includes('extra: an object or null, default null. an optional section'), lines.join('\n'));
+  assert.ok(lines.includes('extra.names: a list of non-empty strings, without repeats, default ["a","b"]. some names'), lines.join('\n'));
+  assert.ok(lines.includes('tags: a list of non-empty strings, without repeats, default []. free tags'), lines.join('\n'));
+});
+
 test.run();

@@ -2,6 +2,11 @@
  * Training checkpoints that lose nothing: the policy's parameters, the optimizer's moments, and
  * the trainer state (step, data position, RNG state, config) written into a temporary directory
  * that is renamed into place, then a `latest` pointer replaced atomically.
+ *
+ * A full fine-tuning checkpoint holds `model.safetensors` (every parameter). A LoRA checkpoint
+ * (weights 'adapter') holds only `adapter/` in PEFT's format (adapter_config.json +
+ * adapter_model.safetensors): the base is frozen, so resuming loads the base weights, then the
+ * adapter. The optimizer's moments exist for the trained parameters only either way.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,8 +14,26 @@ import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors.ts';
 import { toTensor } from '../io/source.ts';
+import { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
+import { loadPeftAdapter, savePeftAdapter } from '../models/qwen2_5_vl/peft.ts';
 import type { Module } from '../nn/module.ts';
 import type { AdamW } from '../optim/adamw.ts';
+
+/** What a checkpoint holds of the model: every parameter ('full') or the LoRA adapter only ('adapter'). */
+export type CheckpointWeights = 'full' | 'adapter';
+
+/** the PEFT adapter folder inside a LoRA checkpoint */
+export const ADAPTER_DIR = 'adapter';
+
+/** Which weights a checkpoint directory holds (by its files). */
+export function checkpointWeights(ckpt: string): CheckpointWeights {
+  return fs.existsSync(path.join(ckpt, ADAPTER_DIR, 'adapter_config.json')) ? 'adapter' : 'full';
+}
+
+function qwenOf(model: Module, what: string): Qwen2_5_VL {
+  if (!(model instanceof Qwen2_5_VL)) throw new Error(`${what}: a LoRA checkpoint needs the Qwen2.5-VL policy model`);
+  return model;
+}
 
 export interface TrainerState {
   step: number;
@@ -22,18 +45,21 @@ export interface TrainerState {
   [k: string]: unknown;
 }
 
-export function saveCheckpoint(dir: string, step: number, model: Module, opt: AdamW, state: TrainerState): string {
+export function saveCheckpoint(dir: string, step: number, model: Module, opt: AdamW, state: TrainerState, weights: CheckpointWeights = 'full'): string {
   fs.mkdirSync(dir, { recursive: true });
   const name = `step-${String(step).padStart(6, '0')}`;
   const final = path.join(dir, name);
   const tmp = path.join(dir, `.${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
-  const params = model.exportTensors();
-  try {
-    writeSafetensors(path.join(tmp, 'model.safetensors'), params, { metadata: { step: String(step) } });
-  } finally {
-    tf.dispose([...params.values()]);
+  if (weights === 'adapter') savePeftAdapter(qwenOf(model, final), path.join(tmp, ADAPTER_DIR));
+  else {
+    const params = model.exportTensors();
+    try {
+      writeSafetensors(path.join(tmp, 'model.safetensors'), params, { metadata: { step: String(step) } });
+    } finally {
+      tf.dispose([...params.values()]);
+    }
   }
   const os = opt.state();
   const moments = new Map<string, tf.Tensor>();
@@ -59,14 +85,28 @@ export function latestCheckpoint(dir: string): string | null {
   return fs.existsSync(path.join(d, 'state.json')) ? d : null;
 }
 
-/** Restore parameters and optimizer state; returns the trainer state. Names are the module's (held layout handled by load). */
-export function loadCheckpoint(ckpt: string, model: Module, opt: AdamW): TrainerState {
+/**
+ * Restore parameters and optimizer state; returns the trainer state. Names are the module's (held
+ * layout handled by load). `weights` is what the run trains: a LoRA run ('adapter') loads the
+ * checkpoint's adapter onto the model's (the base must already be loaded); a checkpoint of the
+ * other kind is refused.
+ */
+export function loadCheckpoint(ckpt: string, model: Module, opt: AdamW, weights: CheckpointWeights = 'full'): TrainerState {
   const state = readCheckpointState(ckpt);
-  const ms = SafetensorsFile.open(path.join(ckpt, 'model.safetensors'));
-  try {
-    model.load(ms, { where: path.join(ckpt, 'model.safetensors') });
-  } finally {
-    ms.close();
+  const has = checkpointWeights(ckpt);
+  if (has !== weights) {
+    throw new Error(has === 'adapter'
+      ? `${ckpt}: the checkpoint holds a LoRA adapter (${ADAPTER_DIR}/) but this run fine-tunes the whole model (its config has no 'lora'); use the run's config or --fresh`
+      : `${ckpt}: the checkpoint holds the whole model (model.safetensors) but this run trains LoRA adapters; use the run's config or --fresh`);
+  }
+  if (weights === 'adapter') loadPeftAdapter(qwenOf(model, ckpt), path.join(ckpt, ADAPTER_DIR));
+  else {
+    const ms = SafetensorsFile.open(path.join(ckpt, 'model.safetensors'));
+    try {
+      model.load(ms, { where: path.join(ckpt, 'model.safetensors') });
+    } finally {
+      ms.close();
+    }
   }
   const os = SafetensorsFile.open(path.join(ckpt, 'optimizer.safetensors'));
   const m = new Map<string, tf.Tensor>();

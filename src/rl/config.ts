@@ -7,6 +7,7 @@
  * field), and configDifferences tells which saved fields a resumed run may not change.
  */
 import * as fs from 'node:fs';
+import { DECODER_TARGETS } from '../models/qwen2_5_vl/lora.ts';
 import { DEFAULT_ADAMW } from '../optim/adamw.ts';
 import { DEFAULT_REWARD_CONFIG, REWARD_COMPONENTS, type RewardComponent, type RewardConfig, type RewardVariant } from '../rewards/registry.ts';
 import type { DiscriminativeMode } from '../rewards/components.ts';
@@ -49,8 +50,25 @@ export interface TrainConfig {
   /** keep the vision tower frozen; false (the released run): the whole policy is trained */
   freezeVision: boolean;
   rewards: RewardConfig;
+  /** LoRA GRPO: adapters trained on the frozen base, the reference = the base with the adapters off; null: full fine-tuning */
+  lora: LoraTrainConfig | null;
   checkpointEvery: number;
   outDir: string;
+}
+
+/** The `lora` section (PEFT's LoraConfig fields; models/qwen2_5_vl/lora.ts applies it). */
+export interface LoraTrainConfig {
+  /** rank */
+  r: number;
+  /** lora_alpha; scaling alpha / r (alpha / sqrt(r) with rslora) */
+  alpha: number;
+  /** lora_dropout on the adapters' inputs during the gradient pass (never in rollouts or the old / reference log-probs) */
+  dropout: number;
+  rslora: boolean;
+  /** decoder-layer module names, PEFT's suffix rule (default: q, k, v, o and the MLP projections) */
+  targetModules: string[];
+  /** also adapt the vision blocks (qkv, proj, the MLP); needs freezeVision false */
+  vision: boolean;
 }
 
 /** KL estimators of the penalty to the reference (veRL core_algos.kl_penalty) */
@@ -68,6 +86,16 @@ const REWARD_SCHEMA = {
     type: 'object', doc: 'per-component weights of the summed reward (the paper: all 1)',
     fields: Object.fromEntries(REWARD_COMPONENTS.map(k => [k, { type: 'number', default: DEFAULT_REWARD_CONFIG.weights[k], doc: `weight of the ${k} reward` }])) as Record<RewardComponent, { type: 'number'; default: number; doc: string }>,
   },
+} as const satisfies Schema;
+
+/** The LoRA section; its defaults are what PEFT users train Qwen2.5-VL with (r 8, alpha 16, all the decoder's linear layers). */
+const LORA_SCHEMA = {
+  r: { type: 'int', min: 1, default: 8, doc: 'adapter rank' },
+  alpha: { type: 'number', min: 0, exclusiveMin: true, default: 16, doc: 'lora_alpha: the update is scaled by alpha / r (alpha / sqrt(r) with rslora)' },
+  dropout: { type: 'number', min: 0, max: 1, exclusiveMax: true, default: 0, doc: "lora_dropout on the adapters' inputs in the gradient pass (seeded by the step: resume stays exact)" },
+  rslora: { type: 'boolean', default: false, doc: 'rank-stabilised scaling alpha / sqrt(r) (PEFT use_rslora)' },
+  targetModules: { type: 'strings', default: DECODER_TARGETS, doc: "decoder-layer modules that get adapters (PEFT's suffix rule: 'q_proj' or 'self_attn.q_proj'); [] with vision true for the vision tower only" },
+  vision: { type: 'boolean', default: false, doc: "also adapt the vision blocks' qkv, proj and MLP (needs freezeVision false)" },
 } as const satisfies Schema;
 
 /**
@@ -101,6 +129,7 @@ export const TRAIN_SCHEMA = {
   stepCount: { type: 'enum', values: ['verl', 'epoch'], default: 'verl', doc: "with steps null: 'verl' = len(dataloader) - 1 updates (the released run), 'epoch' = len(dataloader)" },
   freezeVision: { type: 'boolean', default: false, doc: 'keep the vision tower frozen (the released run trains it)' },
   rewards: { type: 'object', fields: REWARD_SCHEMA, doc: 'the composite reward' },
+  lora: { type: 'object', nullable: true, fields: LORA_SCHEMA, doc: 'LoRA GRPO (null: full fine-tuning): adapters on the frozen base; the KL reference is the base with the adapters off (no second model); checkpoints hold the adapter' },
   checkpointEvery: { type: 'int', min: 1, default: 10, doc: 'steps between checkpoints (the last step is always saved)' },
   outDir: { type: 'string', default: 'runs/grpo', doc: 'the run folder: log.jsonl, curves, checkpoints/' },
 } as const satisfies Schema;
@@ -122,10 +151,15 @@ export function trainConfig(partial: DeepPartial<TrainConfig> = {}, where = 'con
   const c = validate(TRAIN_SCHEMA, partial, where);
   const perStep = c.promptsPerStep * c.samplesPerPrompt;
   if (perStep % c.microBatch !== 0) throw new ConfigError(`${where}: 'microBatch' (${c.microBatch}) must divide promptsPerStep x samplesPerPrompt (${perStep}), as veRL requires`);
+  if (c.lora) {
+    if (c.lora.vision && c.freezeVision) throw new ConfigError(`${where}: 'lora.vision' true needs 'freezeVision' false (a frozen vision tower is run once per prompt, without gradients)`);
+    if (!c.lora.vision && !c.lora.targetModules.length) throw new ConfigError(`${where}: 'lora.targetModules' is empty and 'lora.vision' is false: no module would get an adapter`);
+  }
   return c;
 }
 
-export type DeepPartial<T> = { [K in keyof T]?: T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+type DeepPartialValue<V> = V extends readonly unknown[] ? V : V extends object ? DeepPartial<V> : V;
+export type DeepPartial<T> = { [K in keyof T]?: DeepPartialValue<T[K]> };
 
 /**
  * Updates in one pass over `size` prompts when no step count is configured. The dataloader drops the
@@ -193,8 +227,16 @@ export interface ConfigDifference {
 export function configDifferences(saved: unknown, current: TrainConfig): ConfigDifference[] {
   const have = new Map(leaves(saved));
   const out: ConfigDifference[] = [];
+  // a nullable section (lora) switched on or off is one difference, named by the section
+  const sections = new Set<string>();
+  const s = saved !== null && typeof saved === 'object' ? saved as Record<string, unknown> : {};
+  for (const [k, f] of Object.entries(TRAIN_SCHEMA)) {
+    if (f.type !== 'object' || !('nullable' in f) || !Object.hasOwn(s, k)) continue;
+    const cur = (current as unknown as Record<string, unknown>)[k];
+    if ((s[k] === null) !== (cur === null)) { out.push({ field: k, saved: s[k], current: cur }); sections.add(k); }
+  }
   for (const [field, v] of leaves(current)) {
-    if (RESUME_NEUTRAL_FIELDS.includes(field.split('.')[0]) || !have.has(field)) continue;
+    if (RESUME_NEUTRAL_FIELDS.includes(field.split('.')[0]) || sections.has(field.split('.')[0]) || !have.has(field)) continue;
     const s = have.get(field);
     if (JSON.stringify(s) !== JSON.stringify(v)) out.push({ field, saved: s, current: v });
   }

@@ -5,6 +5,13 @@
  * clipped loss with the KL to a frozen reference and the entropy bonus, gradient accumulation over
  * micro-batches, global-norm clipping and AdamW. Checkpoints restore the run exactly; every step is
  * logged as JSONL; NaN/Inf in the loss or gradients skips the update.
+ *
+ * LoRA GRPO (config.lora): the trainer attaches the adapters to the policy (models/qwen2_5_vl/lora.ts,
+ * unless the policy already has matching ones), so the base is frozen and the gradients and AdamW
+ * moments exist for the adapters only. The reference is the same model with the adapters switched
+ * off (no second copy: pass reference null); rollouts run through the unmerged adapters; the
+ * adapters' dropout is on only in the gradient pass, seeded by the step and micro-batch so a
+ * resumed run is exact; checkpoints hold the adapter (PEFT format), not the base.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import type { ImageU8 } from '../io/resample.ts';
 import { generate } from '../models/qwen2_5_vl/generate.ts';
+import { loraAdapters } from '../models/qwen2_5_vl/lora.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { encodePrompt, type Policy } from '../pipeline/policy.ts';
 import type { TrainDataset, TrainSample } from '../data/types.ts';
@@ -25,6 +33,7 @@ import { writeTrainingCurves } from './curves.ts';
 import { groupAdvantages } from './advantages.ts';
 import { clearCheckpoints, latestCheckpoint, loadCheckpoint, readCheckpointState, removeStaleTemps, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 import { configDifferences, defaultStepCount, trainConfig, type TrainConfig } from './config.ts';
+import { attachLora, loraDropoutSeed } from './lora.ts';
 import { readStepLog, trimStepLog } from './runlog.ts';
 import { shown } from '../util/schema.ts';
 import { policyGradients, type PolicyGradients } from './update.ts';
@@ -101,7 +110,13 @@ export class GrpoTrainer {
     this.data = opts.data;
     this.rewards = opts.rewards ?? REWARDS;
     if (needsClip(this.config.rewards.variant, this.rewards) && !this.scorer) throw new Error('trainer: the dpad reward needs a CLIP scorer (or use rewards.variant = "baseline")');
-    if (this.config.klCoef > 0 && !this.reference) throw new Error('trainer: klCoef > 0 needs a frozen reference policy');
+    if (this.config.lora) {
+      if (this.reference) throw new Error("trainer: with 'lora' the reference is the policy with its adapters off; pass reference null (a reference copy would cost a second model)");
+      attachLora(this.policy.model, this.config.lora, this.config.seed);
+    } else if (loraAdapters(this.policy.model).size) {
+      throw new Error("trainer: the policy has LoRA adapters but the config has no 'lora' section (full fine-tuning would train the adapters only)");
+    }
+    if (this.config.klCoef > 0 && !this.reference && !this.config.lora) throw new Error('trainer: klCoef > 0 needs a frozen reference policy');
     if (this.data.size < 1) throw new Error('trainer: the dataset is empty');
     this.optimizer = new AdamW({ lr: this.config.lr, weightDecay: this.config.weightDecay, betas: this.config.betas, eps: this.config.eps });
     this.rng = seedrandom(String(this.config.seed), { state: true }) as seedrandom.PRNG & { state(): object };
@@ -145,7 +160,7 @@ export class GrpoTrainer {
   resume(): boolean {
     const ck = this.resumableCheckpoint();
     if (!ck) return false;
-    const s = loadCheckpoint(ck, this.policy.model, this.optimizer);
+    const s = loadCheckpoint(ck, this.policy.model, this.optimizer, this.config.lora ? 'adapter' : 'full');
     this.step = s.step;
     this.epoch = s.epoch;
     this.shuffle();
@@ -172,7 +187,7 @@ export class GrpoTrainer {
   }
 
   checkpoint(): string {
-    return saveCheckpoint(path.join(this.config.outDir, 'checkpoints'), this.step, this.policy.model, this.optimizer, this.state());
+    return saveCheckpoint(path.join(this.config.outDir, 'checkpoints'), this.step, this.policy.model, this.optimizer, this.state(), this.config.lora ? 'adapter' : 'full');
   }
 
   /**
@@ -281,10 +296,11 @@ export class GrpoTrainer {
    */
   gradients(prompts: StepPrompt[], rollouts: Rollout[], adv: Float32Array): PolicyGradients {
     const pad = this.policy.model.config.pad_token_id;
-    return policyGradients(this.policy.model, this.reference, rollouts.length, (start, size) => {
+    const reference = this.config.lora ? 'adapters-off' : this.reference;
+    return policyGradients(this.policy.model, reference, rollouts.length, (start, size) => {
       const batch = this.packBatch(rollouts.slice(start, start + size), prompts, pad);
       return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), dispose: batch.dispose };
-    }, this.config);
+    }, this.config, { dropoutSeed: k => loraDropoutSeed(this.config.seed, this.step, k) });
   }
 
   /** clip and apply the gradients (skipped for a non-finite loss or norm); the gradients are released */

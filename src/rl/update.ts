@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { SequenceBatch } from '../models/qwen2_5_vl/generate.ts';
+import { loraAdapters, setLoraTraining, withAdaptersDisabled } from '../models/qwen2_5_vl/lora.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { actorMicroBatchLoss, logProbsFromLogits, MetricMeans, microBatchSplits, type ActorLossConfig, type ActorMetrics } from './actor.ts';
 
@@ -56,13 +57,38 @@ export interface PolicyGradients {
 }
 
 /**
+ * The KL term's frozen reference: a separate copy of the initial policy (full fine-tuning), or
+ * 'adapters-off': the policy itself with its LoRA adapters switched off, which is exactly the
+ * frozen base (LoRA GRPO: no second model in memory).
+ */
+export type ReferencePolicy = Qwen2_5_VL | 'adapters-off' | null;
+
+/** log-probs [B, R] of the responses under the reference, without gradient. */
+export function referenceLogProbs(model: Qwen2_5_VL, reference: Qwen2_5_VL | 'adapters-off', s: SequenceBatch, temperature: number): tf.Tensor2D {
+  if (reference === 'adapters-off') return withAdaptersDisabled(model, () => responseLogProbs(model, s, temperature));
+  return responseLogProbs(reference, s, temperature);
+}
+
+export interface GradientOptions {
+  /**
+   * LoRA dropout: the seed of micro-batch k's masks in the gradient pass (the adapters' dropout
+   * is on only there; rollouts and the old / reference log-probs run without it). Without it the
+   * masks are unseeded.
+   */
+  dropoutSeed?: (microBatch: number) => number;
+}
+
+/**
  * Gradients of the actor loss for `batch` responses split into micro-batches of `microBatch`
  * rows; `pack(start, size)` builds the rows [start, start + size) (padded to their own lengths).
+ * With LoRA adapters on `model` the gradients are the adapters' (its trainable parameters).
  */
 export function policyGradients(
-  model: Qwen2_5_VL, reference: Qwen2_5_VL | null, batch: number, pack: (start: number, size: number) => PackedMicroBatch,
-  cfg: ActorLossConfig & { microBatch: number },
+  model: Qwen2_5_VL, reference: ReferencePolicy, batch: number, pack: (start: number, size: number) => PackedMicroBatch,
+  cfg: ActorLossConfig & { microBatch: number }, opts: GradientOptions = {},
 ): PolicyGradients {
+  if (reference === 'adapters-off' && !loraAdapters(model).size) throw new Error("update: reference 'adapters-off' needs a policy with LoRA adapters (applyLora)");
+  const lora = loraAdapters(model).size > 0;
   const plan = microBatchSplits(batch, cfg.microBatch);
   const vars = [...model.trainableParameters()];
   const byVar = new Map(vars.map(([n, v]) => [v.name, n]));
@@ -81,10 +107,11 @@ export function policyGradients(
         mask, responses: responseIds(mb.seq),
         advantages: tf.mul(tf.tensor2d(mb.advantages, [size, 1]), mask) as tf.Tensor2D,
         oldLogProbs: responseLogProbs(model, mb.seq, cfg.temperature),
-        refLogProbs: useRef ? responseLogProbs(reference!, mb.seq, cfg.temperature) : tf.zeros([size, R]) as tf.Tensor2D,
+        refLogProbs: useRef ? referenceLogProbs(model, reference!, mb.seq, cfg.temperature) : tf.zeros([size, R]) as tf.Tensor2D,
       };
     });
     try {
+      if (lora) setLoraTraining(model, true, opts.dropoutSeed ? opts.dropoutSeed(k) : null);
       let value = NaN;
       const { value: v, grads: g } = tf.variableGrads(() => {
         const out = actorMicroBatchLoss({ ...inputs, refLogProbs: useRef ? inputs.refLogProbs : null, logits: responseLogits(model, mb.seq) }, cfg, { entropy: withEntropy });
@@ -102,6 +129,7 @@ export function policyGradients(
       loss += value / plan.gradientAccumulation;
       if (!Number.isFinite(value) && !nonFinite) nonFinite = `non-finite loss ${value} in micro-batch ${k}`;
     } finally {
+      if (lora) setLoraTraining(model, false);
       tf.dispose(inputs);
       mb.dispose();
     }

@@ -64,13 +64,28 @@ export interface TupleField extends FieldBase {
   exclusiveMax?: boolean;
 }
 
-/** a nested object with its own fields (unknown keys are refused there too) */
+/** a list of non-empty strings (optionally each one of `values`), without repeats */
+export interface StringsField extends FieldBase {
+  type: 'strings';
+  default: readonly string[];
+  /** the allowed entries (absent: any non-empty string) */
+  values?: readonly string[];
+  /** at least this many entries (default 0) */
+  minLength?: number;
+}
+
+/**
+ * a nested object with its own fields (unknown keys are refused there too). `nullable: true`: null
+ * (the default) switches the section off; an object, even `{}`, switches it on with its fields'
+ * defaults.
+ */
 export interface ObjectField extends FieldBase {
   type: 'object';
   fields: Schema;
+  nullable?: boolean;
 }
 
-export type Field = NumberField | IntField | BooleanField | EnumField | StringField | TupleField | ObjectField;
+export type Field = NumberField | IntField | BooleanField | EnumField | StringField | TupleField | StringsField | ObjectField;
 export type Schema = Readonly<Record<string, Field>>;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -83,8 +98,10 @@ export type InferField<F> = F extends { type: 'number' } ? number
         : F extends { type: 'enum'; values: readonly (infer V)[] } ? V
           : F extends { type: 'string' } ? string
             : F extends { type: 'tuple'; default: infer D extends readonly number[] } ? Mutable<{ [I in keyof D]: number }>
-              : F extends { type: 'object'; fields: infer S extends Schema } ? Infer<S>
-                : never;
+              : F extends { type: 'strings' } ? string[]
+                : F extends { type: 'object'; nullable: true; fields: infer S extends Schema } ? Infer<S> | null
+                  : F extends { type: 'object'; fields: infer S extends Schema } ? Infer<S>
+                    : never;
 
 /** The value type a schema describes. */
 export type Infer<S extends Schema> = { -readonly [K in keyof S]: InferField<S[K]> };
@@ -142,7 +159,11 @@ export function expected(f: Field): string {
     case 'enum': return quoteList(f.values);
     case 'string': return 'a non-empty string';
     case 'tuple': return `a list of ${f.default.length} numbers${f.min === undefined && f.max === undefined ? '' : `, each${range(f)}`}`;
-    case 'object': return 'an object';
+    case 'strings': {
+      const what = f.values ? `a list of names from ${quoteList(f.values)}` : 'a list of non-empty strings';
+      return `${what}${f.minLength ? ` (at least ${f.minLength})` : ''}, without repeats`;
+    }
+    case 'object': return f.nullable ? 'an object or null' : 'an object';
   }
 }
 
@@ -177,7 +198,21 @@ function checkField(f: Field, v: unknown, where: string, path: string): unknown 
     case 'tuple':
       if (!Array.isArray(v) || v.length !== f.default.length || v.some(x => typeof x !== 'number' || !inRange(x, f))) fail(where, path, f, v);
       return [...v];
+    case 'strings': {
+      if (!Array.isArray(v) || v.length < (f.minLength ?? 0)) fail(where, path, f, v);
+      v.forEach((x, i) => {
+        const at = `${where}: '${path}[${i}]'`;
+        if (typeof x !== 'string' || x === '') throw new ConfigError(`${at} must be a non-empty string (got ${shown(x)})`);
+        if (f.values && !f.values.includes(x)) {
+          const near = didYouMean(x, f.values);
+          throw new ConfigError(`${at} must be ${quoteList(f.values)} (got ${shown(x)}${near ? `; did you mean '${near}'?` : ''})`);
+        }
+        if (v.indexOf(x) !== i) throw new ConfigError(`${at} repeats ${shown(x)} (entry ${v.indexOf(x)})`);
+      });
+      return [...v];
+    }
     case 'object':
+      if (v === null && f.nullable) return null;
       if (!isObject(v)) fail(where, path, f, v);
       return walk(f.fields, v, where, `${path}.`);
   }
@@ -200,8 +235,8 @@ function walk(schema: Schema, raw: Record<string, unknown>, where: string, prefi
 }
 
 function defaultOf(f: Field): unknown {
-  if (f.type === 'object') return defaultsOf(f.fields);
-  if (f.type === 'tuple') return [...f.default];
+  if (f.type === 'object') return f.nullable ? null : defaultsOf(f.fields);
+  if (f.type === 'tuple' || f.type === 'strings') return [...f.default];
   return f.default;
 }
 
@@ -236,7 +271,7 @@ export function describeSchema(schema: Schema, prefix = ''): string[] {
   const lines: string[] = [];
   for (const [k, f] of Object.entries(schema)) {
     if (f.type === 'object') {
-      lines.push(`${prefix}${k}: ${f.doc}`);
+      lines.push(f.nullable ? `${prefix}${k}: an object or null, default null. ${f.doc}` : `${prefix}${k}: ${f.doc}`);
       lines.push(...describeSchema(f.fields, `${prefix}${k}.`));
     } else lines.push(`${prefix}${k}: ${expected(f)}, default ${shown(defaultOf(f))}. ${f.doc}`);
   }
