@@ -34,7 +34,31 @@ export { registerFastSegmentSum } from './backend/wasm/segment-sum.ts';
 export { registerPlainBatchMatMul } from './backend/wasm/batch-matmul.ts';
 export { registerFastConvFilterGrad } from './backend/wasm/conv-filter-grad.ts';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+/** The built-in choices, or the `choice` of a registered BackendProvider. */
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu' | (string & {});
+
+/**
+ * A backend beyond the built-in ones (e.g. WebGPU): one file that registers it. DPAD_BACKEND=<choice>
+ * (or initBackend({ choice })) then selects it.
+ */
+export interface BackendProvider {
+  /** the DPAD_BACKEND value that picks it */
+  choice: string;
+  /** the tfjs backend name it makes available */
+  tfBackend: string;
+  /** for the startup line and errors, e.g. '@tensorflow/tfjs-backend-webgpu' */
+  describe: string;
+  /** make the tfjs backend available (import its package, register kernels); false: not available here */
+  prepare(): Promise<boolean> | boolean;
+}
+
+const PROVIDERS = new Map<string, BackendProvider>();
+
+/** Register a backend provider; its choice must not be a built-in one or taken. */
+export function registerBackendProvider(p: BackendProvider): void {
+  if (['auto', 'tensorflow', 'wasm', 'cpu'].includes(p.choice) || PROVIDERS.has(p.choice)) throw new Error(`backend: the choice '${p.choice}' is already taken`);
+  PROVIDERS.set(p.choice, p);
+}
 
 /** What the process (or one phase of it) runs, for DPAD_BACKEND=auto and backendForPhase. */
 export interface Workload {
@@ -97,8 +121,8 @@ let pending: Promise<BackendInfo> | null = null;
 export function parseChoice(value: string | undefined): BackendChoice {
   const v = (value ?? 'auto').trim().toLowerCase();
   if (v === '' || v === 'auto') return 'auto';
-  if (v === 'tensorflow' || v === 'wasm' || v === 'cpu') return v;
-  throw new Error(`DPAD_BACKEND=${value}: expected one of auto, tensorflow, wasm, cpu`);
+  if (v === 'tensorflow' || v === 'wasm' || v === 'cpu' || PROVIDERS.has(v)) return v;
+  throw new Error(`DPAD_BACKEND=${value}: expected one of ${['auto', 'tensorflow', 'wasm', 'cpu', ...PROVIDERS.keys()].join(', ')}`);
 }
 
 /** An NVIDIA device node or driver is present (the GPU build is only tried then). */
@@ -182,6 +206,13 @@ async function select(choice: BackendChoice, workload: Workload | undefined): Pr
   tf.env().set('PROD', true);
   let native: NativeDetails | null = null;
   let reason = `DPAD_BACKEND=${choice}`;
+  const extra = PROVIDERS.get(choice);
+  if (extra) {
+    if (!(await extra.prepare())) throw new Error(`DPAD_BACKEND=${choice}: ${extra.describe} is not available here`);
+    if (!(await tf.setBackend(extra.tfBackend))) throw new Error(`backend: tf.setBackend('${extra.tfBackend}') failed for ${extra.describe}`);
+    await tf.ready();
+    return { name: extra.tfBackend, provider: extra.describe, bridged: [], tfjsVersion: tf.version_core, native: null, reason };
+  }
   if (choice === 'auto' || choice === 'tensorflow') {
     if (choice === 'auto' && workload && !hasNvidiaGpu() && wasmFasterFor(workload)) {
       reason = `auto: wasm is measured faster for a ${workload.phase ?? 'mixed'} workload of ${(workload.parameters / 1e6).toFixed(2)}M parameters${workload.batch ? ` at batch ${workload.batch}` : ''} (BENCHMARKS.md, Backend crossover)`;
@@ -219,7 +250,7 @@ async function select(choice: BackendChoice, workload: Workload | undefined): Pr
 export async function initBackend(opts: { choice?: BackendChoice; quiet?: boolean; workload?: Workload } = {}): Promise<BackendInfo> {
   if (current) return current;
   if (!pending) {
-    const choice = opts.choice ?? parseChoice(process.env.DPAD_BACKEND);
+    const choice = parseChoice(opts.choice ?? process.env.DPAD_BACKEND);
     pending = select(choice, opts.workload).then(info => {
       current = info;
       if (!opts.quiet && !process.env.DPAD_QUIET) {

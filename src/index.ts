@@ -1,5 +1,5 @@
 /** dpad-ts: the public API. */
-export { initBackend, backendInfo, type BackendInfo, type BackendChoice } from './backend.ts';
+export { initBackend, backendInfo, registerBackendProvider, onBackend, backendForPhase, wasmFasterFor, type BackendInfo, type BackendChoice, type BackendProvider, type Workload } from './backend.ts';
 
 // weight and image I/O
 export { openCheckpoint } from './io/checkpoint.ts';

@@ -1,12 +1,14 @@
 /**
  * The extension points, each in a few lines: a new reward is a RewardFn plus a line in a list;
  * the trainer's step runs in named phases and scores through the reward registry; a new dataset
- * kind is a DatasetLoader plus a line in openDataset's list.
+ * kind is a DatasetLoader plus a line in openDataset's list; a new backend is one file that registers
+ * a BackendProvider (test/helpers/backend-provider-child.ts, 15 lines).
  */
 import './helpers/setup.ts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DATASET_LOADERS, openDataset, type DatasetLoader } from '../src/data/open.ts';
@@ -70,6 +72,13 @@ test('train and eval open the same specs: world trains and evaluates, a ReasonSe
   let msg = '';
   await openDataset(dir).train().catch((e: Error) => (msg = e.message));
   assert.is(msg, `--data ${dir}: a reasonseg dataset cannot train (training needs prompts with a <box>/<points> solution: world:<split>[:N] or a Seg-Zero training .parquet)`);
+});
+
+test('a backend is a file: a registered provider is selected by DPAD_BACKEND', () => {
+  // a child process: the backend is chosen once per process
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/backend-provider-child.ts'], { encoding: 'utf8', env: { ...process.env, DPAD_BACKEND: 'jscpu' } });
+  assert.is(r.status, 0, r.stderr.slice(-1500));
+  assert.equal(JSON.parse(r.stdout.trim()), { name: 'cpu', provider: 'the pure-JS kernels, registered as a provider', reason: 'DPAD_BACKEND=jscpu', y: 11 });
 });
 
 test.run();
