@@ -11,7 +11,7 @@ import { DECODER_TARGETS } from '../models/qwen2_5_vl/lora.ts';
 import { DEFAULT_ADAMW } from '../optim/adamw.ts';
 import { DEFAULT_REWARD_CONFIG, REWARD_COMPONENTS, type RewardComponent, type RewardConfig, type RewardVariant } from '../rewards/registry.ts';
 import type { DiscriminativeMode } from '../rewards/components.ts';
-import { ConfigError, deepFreeze, defaultsOf, leaves, validate, type Infer, type Schema } from '../util/schema.ts';
+import { ConfigError, deepFreeze, defaultsOf, leaves, shown, validate, type Infer, type Schema } from '../util/schema.ts';
 
 export interface TrainConfig {
   seed: number;
@@ -52,6 +52,8 @@ export interface TrainConfig {
   rewards: RewardConfig;
   /** LoRA GRPO: adapters trained on the frozen base, the reference = the base with the adapters off; null: full fine-tuning */
   lora: LoraTrainConfig | null;
+  /** rollout workers and a learner over NATS JetStream (src/dist/, docs/distributed.md); null: one process */
+  distributed: DistributedConfig | null;
   checkpointEvery: number;
   outDir: string;
 }
@@ -69,6 +71,26 @@ export interface LoraTrainConfig {
   targetModules: string[];
   /** also adapt the vision blocks (qkv, proj, the MLP); needs freezeVision false */
   vision: boolean;
+}
+
+/** The `distributed` section: where the NATS server is, the JetStream names, the staleness bound. */
+export interface DistributedConfig {
+  /** nats:// URL of the server (comma-separated for a cluster) */
+  server: string;
+  /** names the run's subjects and objects, so several runs can share a server */
+  run: string;
+  /** the work-queue stream of prompt messages the workers pull */
+  promptsStream: string;
+  /** the stream of scored groups the learner reads, by step */
+  groupsStream: string;
+  /** the object store bucket of the versioned weights (full weights, or the LoRA adapter) */
+  weightsBucket: string;
+  /** the largest allowed lag (learner version - the version a group was generated with); 0: synchronous */
+  maxStaleness: number;
+  /** responses per group; null: samplesPerPrompt (a group is the G responses of one prompt) */
+  groupSize: number | null;
+  /** seconds before an unacknowledged prompt (a worker died mid-group) is redelivered */
+  ackWaitSeconds: number;
 }
 
 /** KL estimators of the penalty to the reference (veRL core_algos.kl_penalty) */
@@ -96,6 +118,18 @@ const LORA_SCHEMA = {
   rslora: { type: 'boolean', default: false, doc: 'rank-stabilised scaling alpha / sqrt(r) (PEFT use_rslora)' },
   targetModules: { type: 'strings', default: DECODER_TARGETS, doc: "decoder-layer modules that get adapters (PEFT's suffix rule: 'q_proj' or 'self_attn.q_proj'); [] with vision true for the vision tower only" },
   vision: { type: 'boolean', default: false, doc: "also adapt the vision blocks' qkv, proj and MLP (needs freezeVision false)" },
+} as const satisfies Schema;
+
+/** The distributed section (src/dist/): defaults for one machine on loopback. */
+const DISTRIBUTED_SCHEMA = {
+  server: { type: 'string', default: 'nats://127.0.0.1:4222', doc: 'the NATS server URL (nats://host:port; comma-separated for a cluster)' },
+  run: { type: 'string', default: 'dpad', doc: "the run's name: subjects <stream>.<run>.* and objects <run>/*, so runs can share a server" },
+  promptsStream: { type: 'string', default: 'DPAD_PROMPTS', doc: 'JetStream work-queue stream of the prompts the workers pull' },
+  groupsStream: { type: 'string', default: 'DPAD_GROUPS', doc: 'JetStream stream of the scored groups (kept on disk until their step is checkpointed)' },
+  weightsBucket: { type: 'string', default: 'dpad-weights', doc: 'JetStream object store bucket of the versioned weights (the LoRA adapter with lora)' },
+  maxStaleness: { type: 'int', min: 0, default: 0, doc: 'the largest version lag of a trained group (0: synchronous, byte-identical to one process); older groups are dropped and counted' },
+  groupSize: { type: 'int', min: 2, nullable: true, default: null, doc: 'responses per group (null: samplesPerPrompt; any other value must equal it)' },
+  ackWaitSeconds: { type: 'number', min: 0, exclusiveMin: true, default: 600, doc: "seconds before a prompt a worker took but did not finish is redelivered (longer than one group's generation)" },
 } as const satisfies Schema;
 
 /**
@@ -130,6 +164,7 @@ export const TRAIN_SCHEMA = {
   freezeVision: { type: 'boolean', default: false, doc: 'keep the vision tower frozen (the released run trains it)' },
   rewards: { type: 'object', fields: REWARD_SCHEMA, doc: 'the composite reward' },
   lora: { type: 'object', nullable: true, fields: LORA_SCHEMA, doc: 'LoRA GRPO (null: full fine-tuning): adapters on the frozen base; the KL reference is the base with the adapters off (no second model); checkpoints hold the adapter' },
+  distributed: { type: 'object', nullable: true, fields: DISTRIBUTED_SCHEMA, doc: 'rollout workers and a learner over NATS JetStream (null: one process); docs/distributed.md' },
   checkpointEvery: { type: 'int', min: 1, default: 10, doc: 'steps between checkpoints (the last step is always saved)' },
   outDir: { type: 'string', default: 'runs/grpo', doc: 'the run folder: log.jsonl, curves, checkpoints/' },
 } as const satisfies Schema;
@@ -154,6 +189,17 @@ export function trainConfig(partial: DeepPartial<TrainConfig> = {}, where = 'con
   if (c.lora) {
     if (c.lora.vision && c.freezeVision) throw new ConfigError(`${where}: 'lora.vision' true needs 'freezeVision' false (a frozen vision tower is run once per prompt, without gradients)`);
     if (!c.lora.vision && !c.lora.targetModules.length) throw new ConfigError(`${where}: 'lora.targetModules' is empty and 'lora.vision' is false: no module would get an adapter`);
+  }
+  const d = c.distributed;
+  if (d) {
+    if (d.groupSize !== null && d.groupSize !== c.samplesPerPrompt) throw new ConfigError(`${where}: 'distributed.groupSize' (${d.groupSize}) must equal 'samplesPerPrompt' (${c.samplesPerPrompt}): a group is the G responses of one prompt (or leave it null)`);
+    for (const u of d.server.split(',')) {
+      if (!/^(nats|tls|ws|wss):\/\/[^\s/]+$/.test(u.trim())) throw new ConfigError(`${where}: 'distributed.server' must be nats://host:port (comma-separated for a cluster), got ${shown(d.server)}`);
+    }
+    for (const k of ['promptsStream', 'groupsStream', 'run'] as const) {
+      if (!/^[A-Za-z0-9_-]+$/.test(d[k])) throw new ConfigError(`${where}: 'distributed.${k}' may hold letters, digits, '_' and '-' only (a JetStream name and subject token), got ${shown(d[k])}`);
+    }
+    if (!/^[A-Za-z0-9_-]+$/.test(d.weightsBucket)) throw new ConfigError(`${where}: 'distributed.weightsBucket' may hold letters, digits, '_' and '-' only, got ${shown(d.weightsBucket)}`);
   }
   return c;
 }
@@ -212,6 +258,13 @@ export function parseJsonFile(text: string, file: string): unknown {
  */
 export const RESUME_NEUTRAL_FIELDS: readonly string[] = ['outDir', 'checkpointEvery', 'steps', 'stepCount', 'maxPromptTokens'];
 
+/**
+ * Sections that may differ (or be switched on or off) on resume: `distributed` says where the
+ * rollouts are made, not what a step computes (with maxStaleness 0 a distributed step is the
+ * single-process one), so a single-process run may be continued by a learner and back.
+ */
+export const RESUME_NEUTRAL_SECTIONS: readonly string[] = ['distributed'];
+
 export interface ConfigDifference {
   /** dotted path, e.g. 'lr' or 'rewards.weights.iou' */
   field: string;
@@ -231,12 +284,12 @@ export function configDifferences(saved: unknown, current: TrainConfig): ConfigD
   const sections = new Set<string>();
   const s = saved !== null && typeof saved === 'object' ? saved as Record<string, unknown> : {};
   for (const [k, f] of Object.entries(TRAIN_SCHEMA)) {
-    if (f.type !== 'object' || !('nullable' in f) || !Object.hasOwn(s, k)) continue;
+    if (f.type !== 'object' || !('nullable' in f) || !Object.hasOwn(s, k) || RESUME_NEUTRAL_SECTIONS.includes(k)) continue;
     const cur = (current as unknown as Record<string, unknown>)[k];
     if ((s[k] === null) !== (cur === null)) { out.push({ field: k, saved: s[k], current: cur }); sections.add(k); }
   }
   for (const [field, v] of leaves(current)) {
-    if (RESUME_NEUTRAL_FIELDS.includes(field.split('.')[0]) || sections.has(field.split('.')[0]) || !have.has(field)) continue;
+    if (RESUME_NEUTRAL_FIELDS.includes(field.split('.')[0]) || RESUME_NEUTRAL_SECTIONS.includes(field.split('.')[0]) || sections.has(field.split('.')[0]) || !have.has(field)) continue;
     const s = have.get(field);
     if (JSON.stringify(s) !== JSON.stringify(v)) out.push({ field, saved: s, current: v });
   }

@@ -12,6 +12,13 @@
  * off (no second copy: pass reference null); rollouts run through the unmerged adapters; the
  * adapters' dropout is on only in the gradient pass, seeded by the step and micro-batch so a
  * resumed run is exact; checkpoints hold the adapter (PEFT format), not the base.
+ *
+ * Sampling: prompt p of step s (0-based) draws its G responses from its own RNG,
+ * rolloutRng(seed, s, p), not from one stream shared by the step's prompts; so what a prompt samples
+ * does not depend on which process generates it or in what order (the distributed workers,
+ * src/dist/worker.ts, use the same derivation and give the same rollouts). The data order is
+ * epochOrder(seed, size, epoch). The distributed learner (src/dist/learner.ts) sets `rolloutSource`:
+ * the step's scored rollouts then come from the workers; every other phase is this class's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -53,11 +60,40 @@ export interface StepLog {
   tokensPerSecond: number;
   seconds: { rollout: number; reward: number; forwardBackward: number; optimizer: number; total: number };
   memory: { numTensors: number; numBytes: number };
+  /** distributed runs only (src/dist/learner.ts): queue depth, staleness, drops, rollouts/s per worker */
+  distributed?: Record<string, unknown>;
 }
+
+/**
+ * The RNG prompt p (0-based within the step) of step `step` (0-based, the updates done before it)
+ * samples its G responses from: a function of the seed and that position only.
+ */
+export function rolloutRng(seed: number, step: number, prompt: number): () => number {
+  return seedrandom(`${seed}:rollout:${step}:${prompt}`);
+}
+
+/** The data order of `epoch`: a seeded Fisher-Yates shuffle of 0 .. size-1. */
+export function epochOrder(seed: number, size: number, epoch: number): number[] {
+  const r = seedrandom(`${seed}:epoch:${epoch}`);
+  const order = Array.from({ length: size }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/**
+ * The scored rollouts of a step from elsewhere (the distributed learner's workers), instead of
+ * rollout() + score(): `step` is the 0-based step, `prompts` its encoded prompts.
+ */
+export type RolloutSource = (prompts: StepPrompt[], step: number) => Promise<{ rollouts: Rollout[]; generated: number; distributed?: Record<string, unknown> }>;
 
 /** One prompt of a step, encoded: its ids, pixels, grid, the view the policy saw and (frozen vision) its image embeddings. */
 export interface StepPrompt {
   sample: TrainSample;
+  /** the sample's index in the dataset */
+  index: number;
   ids: number[];
   pixels: tf.Tensor2D;
   grid: [number, number, number];
@@ -82,6 +118,39 @@ function meanStd(xs: number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) };
 }
 
+/**
+ * One prompt encoded for a step (the chat prompt, pixels, grid; with freezeVision its image
+ * embeddings, run once); the caller disposes pixels and embeds. Used by the trainer and the workers.
+ */
+export function encodeStepPrompt(policy: Policy, c: TrainConfig, sample: TrainSample, index: number): StepPrompt {
+  const enc = encodePrompt(policy, sample.image, sample.query, c.rewards.variant);
+  if (enc.ids.length > c.maxPromptTokens) {
+    enc.pixelValues.dispose();
+    throw new Error(`trainer: prompt of ${enc.ids.length} tokens exceeds maxPromptTokens ${c.maxPromptTokens} (query ${JSON.stringify(sample.query)})`);
+  }
+  const embeds = c.freezeVision ? tf.tidy(() => policy.model.visual.forward(enc.pixelValues, [enc.grid])) : null;
+  return { sample, index, ids: enc.ids, pixels: enc.pixelValues, grid: enc.grid, view: enc.view, embeds };
+}
+
+/** G = samplesPerPrompt responses to one prompt, sampled with the config's settings from `rng` (tokens and their log-probs at generation). */
+export function sampleGroup(policy: Policy, c: TrainConfig, pr: StepPrompt, rng: () => number): { tokens: number[][]; logprobs: number[][] } {
+  const G = c.samplesPerPrompt;
+  const ids = new Int32Array(G * pr.ids.length);
+  for (let g = 0; g < G; g++) ids.set(pr.ids, g * pr.ids.length);
+  const embedsG = pr.embeds ? tf.tile(pr.embeds, [G, 1]) as tf.Tensor2D : null;
+  const pixelsG = pr.embeds ? null : tf.tile(pr.pixels, [G, 1]) as tf.Tensor2D;
+  try {
+    const gen = generate(policy.model, {
+      ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
+      maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng, stopTokens: policy.stopTokens,
+    });
+    return { tokens: gen.tokens, logprobs: gen.logprobs };
+  } finally {
+    embedsG?.dispose();
+    pixelsG?.dispose();
+  }
+}
+
 export class GrpoTrainer {
   readonly config: TrainConfig;
   readonly policy: Policy;
@@ -96,10 +165,13 @@ export class GrpoTrainer {
   private epoch = 0;
   private cursor = 0;
   private order: number[] = [];
+  /** kept in the checkpoint state for its format; sampling draws from rolloutRng(seed, step, prompt) instead */
   private rng: seedrandom.PRNG & { state(): object };
   readonly logs: StepLog[] = [];
   /** called after each step (tests use it to stop a run) */
   onStep?: (log: StepLog) => void;
+  /** set by the distributed learner: the step's scored rollouts come from it (see RolloutSource) */
+  rolloutSource?: RolloutSource;
 
   constructor(opts: { config: TrainConfig; policy: Policy; reference: Qwen2_5_VL | null; scorer: CaptionScorer | null; data: TrainDataset; rewards?: readonly RewardFn[] }) {
     // checked here too: a config built in code (not through trainConfig) gets the same checks
@@ -131,12 +203,7 @@ export class GrpoTrainer {
   }
 
   private shuffle(): void {
-    const r = seedrandom(`${this.config.seed}:epoch:${this.epoch}`);
-    this.order = Array.from({ length: this.data.size }, (_, i) => i);
-    for (let i = this.order.length - 1; i > 0; i--) {
-      const j = Math.floor(r() * (i + 1));
-      [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
-    }
+    this.order = epochOrder(this.config.seed, this.data.size, this.epoch);
   }
 
   private nextIndex(): number {
@@ -199,9 +266,10 @@ export class GrpoTrainer {
     const t0 = performance.now();
     const prompts = await this.prompts();
     try {
-      const { rollouts, generated } = this.rollout(prompts);
+      const source = this.rolloutSource;
+      const { rollouts, generated, distributed } = source ? await source(prompts, this.step) : { ...this.rollout(prompts), distributed: undefined };
       const t1 = performance.now();
-      await this.score(prompts, rollouts);
+      if (!source) await this.score(prompts, rollouts);
       const adv = this.advantages(rollouts);
       const t2 = performance.now();
       const pg = this.gradients(prompts, rollouts, adv);
@@ -210,6 +278,7 @@ export class GrpoTrainer {
       const t4 = performance.now();
       this.step++;
       const log = this.stepLog(rollouts, adv, pg, { gradNorm, skipped, generated }, [t0, t1, t2, t3, t4]);
+      if (distributed) log.distributed = distributed;
       this.logs.push(log);
       return log;
     } finally {
@@ -220,18 +289,11 @@ export class GrpoTrainer {
   /** the step's prompts, encoded (the caller disposes their tensors); a frozen vision tower is run once per prompt */
   async prompts(): Promise<StepPrompt[]> {
     const c = this.config;
-    const model = this.policy.model;
     const prompts: StepPrompt[] = [];
     try {
       for (let p = 0; p < c.promptsPerStep; p++) {
-        const sample = await this.data.get(this.nextIndex());
-        const enc = encodePrompt(this.policy, sample.image, sample.query, c.rewards.variant);
-        if (enc.ids.length > c.maxPromptTokens) {
-          enc.pixelValues.dispose();
-          throw new Error(`trainer: prompt of ${enc.ids.length} tokens exceeds maxPromptTokens ${c.maxPromptTokens} (query ${JSON.stringify(sample.query)})`);
-        }
-        const embeds = c.freezeVision ? tf.tidy(() => model.visual.forward(enc.pixelValues, [enc.grid])) : null;
-        prompts.push({ sample, ids: enc.ids, pixels: enc.pixelValues, grid: enc.grid, view: enc.view, embeds });
+        const index = this.nextIndex();
+        prompts.push(encodeStepPrompt(this.policy, c, await this.data.get(index), index));
       }
     } catch (e) {
       for (const p of prompts) tf.dispose([p.pixels, ...(p.embeds ? [p.embeds] : [])]);
@@ -240,7 +302,7 @@ export class GrpoTrainer {
     return prompts;
   }
 
-  /** G sampled responses per prompt (the policy's sampling settings and the trainer's RNG) */
+  /** G sampled responses per prompt (the policy's sampling settings; prompt p's RNG is rolloutRng(seed, step, p)) */
   rollout(prompts: StepPrompt[]): { rollouts: Rollout[]; generated: number } {
     const c = this.config;
     const rollouts: Rollout[] = [];
@@ -248,20 +310,7 @@ export class GrpoTrainer {
     for (let p = 0; p < prompts.length; p++) {
       const pr = prompts[p];
       const G = c.samplesPerPrompt;
-      const ids = new Int32Array(G * pr.ids.length);
-      for (let g = 0; g < G; g++) ids.set(pr.ids, g * pr.ids.length);
-      const embedsG = pr.embeds ? tf.tile(pr.embeds, [G, 1]) as tf.Tensor2D : null;
-      const pixelsG = pr.embeds ? null : tf.tile(pr.pixels, [G, 1]) as tf.Tensor2D;
-      let gen;
-      try {
-        gen = generate(this.policy.model, {
-          ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
-          maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng: this.rng, stopTokens: this.policy.stopTokens,
-        });
-      } finally {
-        embedsG?.dispose();
-        pixelsG?.dispose();
-      }
+      const gen = sampleGroup(this.policy, c, pr, rolloutRng(c.seed, this.step, p));
       for (let g = 0; g < G; g++) {
         const resp = gen.tokens[g];
         generated += resp.length;
@@ -330,8 +379,8 @@ export class GrpoTrainer {
     };
   }
 
-  /** prompt + response rows, left-padded prompts and right-padded responses, with shared image embeddings */
-  private packBatch(items: Rollout[], prompts: StepPrompt[], pad: number) {
+  /** prompt + response rows, left-padded prompts and right-padded responses, with shared image embeddings (the learner's gradients use it too) */
+  packBatch(items: Rollout[], prompts: StepPrompt[], pad: number) {
     const P = Math.max(...items.map(r => r.promptIds.length));
     const R = Math.max(1, ...items.map(r => r.response.length));
     const L = P + R;
