@@ -25,7 +25,7 @@ const SRC = path.resolve(import.meta.dirname, '../src');
 /** folder (or root file without .ts) -> rank */
 export const LAYERS: Record<string, number> = {
   io: 0, util: 1, nn: 2, backend: 2, optim: 3, models: 4, prompt: 5, data: 6,
-  rewards: 7, pipeline: 7, realsize: 7, rl: 8, eval: 9, demo: 10, index: 11,
+  rewards: 7, pipeline: 7, realsize: 7, rl: 8, eval: 9, dist: 9, demo: 10, index: 11,
 };
 
 function sourceFiles(dir: string): string[] {
