@@ -1,6 +1,6 @@
 /**
- * npm run bench [-- <section>...]   sections: backend, conv, clip, qwen, sam2, sam2train, grpo, world, crossover,
- * rollout (default: all but world, crossover and rollout). bench/compare.sh runs them on wasm and tensorflow side by side.
+ * npm run bench [-- <section>...]   sections: backend, conv, clip, qwen, sam2, sam2train, grpo, world, world-batched,
+ * crossover, rollout (default: all but world, world-batched, crossover and rollout). bench/compare.sh runs them on wasm and tensorflow side by side.
  * Prints one line per figure; BENCHMARKS.md records them with the machine.
  */
 import * as os from 'node:os';
@@ -24,10 +24,10 @@ import { PolicyTokenizer } from '../src/models/qwen2_5_vl/tokenizer.ts';
 import { makePolicy } from '../src/pipeline/policy.ts';
 import { trainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer } from '../src/rl/trainer.ts';
-import { crossoverBench, qwen05Config, rolloutBench, worldStepBench } from './sections.ts';
+import { crossoverBench, qwen05Config, rolloutBench, worldBatchedStepBench, worldStepBench } from './sections.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
-const want = (s: string) => sections.includes(s) || (sections.length === 0 && !['world', 'crossover', 'rollout'].includes(s));
+const want = (s: string) => sections.includes(s) || (sections.length === 0 && !['world', 'world-batched', 'crossover', 'rollout'].includes(s));
 const info = await initBackend({ quiet: true });
 console.log(`# ${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}  backend ${info.name}`);
 
@@ -72,10 +72,15 @@ if (want('qwen')) {
   const pre = await timeMs(() => { const o = m.forward({ ids, batch: 1, length: prompt, positions: 'last' }); o.logits.dataSync(); o.logits.dispose(); }, { reps: 3 });
   console.log(`qwen decoder ${(params / 1e6).toFixed(0)}M params (vocab ${vocab}): prefill ${prompt} tokens ${pre.toFixed(0)} ms = ${(prompt / pre * 1000).toFixed(1)} tokens/s`);
   for (const useCache of [true, false]) {
-    const n = 16;
-    const ms = await timeMs(() => { generate(m, { ids, batch: 1, length: prompt, maxNewTokens: n, greedy: true, useCache }); }, { reps: 1, warmup: 0 });
-    const decode = (ms - pre) / (n - 1);
-    console.log(`qwen decode ${useCache ? 'with' : 'without'} cache: ${decode.toFixed(0)} ms/token = ${(1000 / decode).toFixed(2)} tokens/s (batch 1, prompt ${prompt})`);
+    const n = useCache ? Number(process.env.BENCH_QWEN_TOKENS ?? 32) : Number(process.env.BENCH_QWEN_NOCACHE_TOKENS ?? 8);
+    // each decode step timed on its own (onStep): the median is robust to the load spikes of a shared machine
+    const stamps: number[] = [];
+    const t0 = performance.now();
+    generate(m, { ids, batch: 1, length: prompt, maxNewTokens: n, greedy: true, useCache, onStep: () => stamps.push(performance.now()) });
+    const steps = stamps.slice(1).map((t, i) => t - stamps[i]).sort((a, b) => a - b);
+    const med = steps[Math.floor(steps.length / 2)];
+    const mean = (stamps[stamps.length - 1] - stamps[0]) / steps.length;
+    console.log(`qwen decode ${useCache ? 'with' : 'without'} cache: median ${med.toFixed(0)} ms/token = ${(1000 / med).toFixed(2)} tokens/s (mean ${mean.toFixed(0)}, min ${steps[0].toFixed(0)} over ${steps.length} steps; first step with prefill ${(stamps[0] - t0).toFixed(0)} ms; batch 1, prompt ${prompt})`);
   }
   m.dispose();
 }
@@ -173,5 +178,9 @@ if (want('grpo')) {
 }
 
 if (want('world')) await worldStepBench(info.name, Number(process.env.BENCH_WORLD_STEPS ?? 2));
+if (want('world-batched')) {
+  // the step with src/rl/rollout.ts's batched rollout; on a native process both placements of the rollout
+  for (const where of info.name === 'tensorflow' ? ['phase', 'current'] : ['current']) await worldBatchedStepBench(info.name, Number(process.env.BENCH_WORLD_STEPS ?? 2), where);
+}
 if (want('crossover')) await crossoverBench(info.name);
 if (want('rollout')) await rolloutBench(info.name);

@@ -10,6 +10,7 @@ import { generate } from '../src/models/qwen2_5_vl/generate.ts';
 import { DEFAULT_WEIGHTS, loadPolicyFrom, loadScorerFrom } from '../src/pipeline/bundle.ts';
 import { readTrainConfig } from '../src/rl/config.ts';
 import { GrpoTrainer, type TrainDataset } from '../src/rl/trainer.ts';
+import { batchedRollout } from '../src/rl/rollout.ts';
 import { timeMs } from '../src/util/timing.ts';
 
 /**
@@ -34,6 +35,46 @@ export async function worldStepBench(backend: string, steps: number): Promise<vo
     const l = await t.trainStep();
     const s = l.seconds;
     console.log(`world grpo step (${backend}; demo weights, ${cfg.promptsPerStep}x${cfg.samplesPerPrompt} rollouts, <=${cfg.maxResponseTokens} tokens, mean ${l.responseLength.mean.toFixed(0)}): ${s.total.toFixed(2)} s = rollout ${s.rollout.toFixed(2)} + reward ${s.reward.toFixed(2)} + forward-backward ${s.forwardBackward.toFixed(2)} + optimizer ${s.optimizer.toFixed(2)}`);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * The world GRPO step with the batched rollout (src/rl/rollout.ts: all 4 x 4 rows in one decode) in
+ * place of the trainer's per-prompt rollout, on `where` ('phase': the backend backendForPhase picks,
+ * wasm for the demo policy in a native process; 'current': the process's backend). The trainer's
+ * other phases run as trainStep runs them. One warm-up step, then `steps` timed.
+ */
+export async function worldBatchedStepBench(backend: string, steps: number, where: string): Promise<void> {
+  const seedrandom = (await import('seedrandom')).default;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpad-bench-world-'));
+  const cfg = { ...readTrainConfig('examples/configs/world.json'), steps: steps + 1, outDir: dir, checkpointEvery: 1000 };
+  const policy = loadPolicyFrom(DEFAULT_WEIGHTS);
+  const scorer = loadScorerFrom(DEFAULT_WEIGHTS);
+  const reference = new Qwen2_5_VL(policy.model.config);
+  const ex = policy.model.exportTensors();
+  reference.load(ex);
+  tf.dispose([...ex.values()]);
+  const frame = policy.viewSize;
+  const data: TrainDataset = { size: 512, get: i => { const s = worldSample('train', i, { frame }); return { image: s.image, query: s.query, solution: s.solution }; } };
+  const t = new GrpoTrainer({ config: cfg, policy, reference, scorer, data });
+  const rng = seedrandom(String(cfg.seed));
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const prompts = await t.prompts();
+    const r = await batchedRollout(policy, prompts, { ...cfg, rng, stopTokens: policy.stopTokens, backend: where });
+    const t1 = performance.now();
+    await t.score(prompts, r.rollouts);
+    const adv = t.advantages(r.rollouts);
+    const t2 = performance.now();
+    const pg = t.gradients(prompts, r.rollouts, adv);
+    const t3 = performance.now();
+    t.update(pg);
+    const t4 = performance.now();
+    for (const p of prompts) tf.dispose([p.pixels, ...(p.embeds ? [p.embeds] : [])]);
+    const mean = r.generated / r.rollouts.length;
+    const sec = (a: number, b: number) => ((b - a) / 1000).toFixed(2);
+    if (i > 0) console.log(`world grpo step, batched rollout (${backend} process, rollout on ${r.backend}; demo weights, ${cfg.promptsPerStep}x${cfg.samplesPerPrompt} rows in one decode, <=${cfg.maxResponseTokens} tokens, mean ${mean.toFixed(0)}): ${sec(t0, t4)} s = rollout ${sec(t0, t1)} + reward ${sec(t1, t2)} + forward-backward ${sec(t2, t3)} + optimizer ${sec(t3, t4)}`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -130,7 +171,17 @@ export async function rolloutBench(backend: string): Promise<void> {
     const t0 = performance.now();
     const n = await onBackend(target, rollout);
     const s = (performance.now() - t0) / 1000;
-    console.log(`world rollout (${backend} process, run on ${target}${target !== backend ? ' via onBackend' : ''}; demo policy ${(params / 1e6).toFixed(2)}M, ${cfg.promptsPerStep}x${cfg.samplesPerPrompt}, <=${cfg.maxResponseTokens} tokens): ${s.toFixed(2)} s, ${n} tokens`);
+    console.log(`world rollout, per prompt (${backend} process, run on ${target}${target !== backend ? ' via onBackend' : ''}; demo policy ${(params / 1e6).toFixed(2)}M, ${cfg.promptsPerStep}x${cfg.samplesPerPrompt}, <=${cfg.maxResponseTokens} tokens): ${s.toFixed(2)} s, ${n} tokens`);
+  }
+  // src/rl/rollout.ts: all prompts x samples in one left-padded decode, each row its own RNG stream
+  const rp = prompts.map(p => ({ ids: p.ids, pixels: p.pixelValues, grid: p.grid, embeds: null }));
+  for (const target of targets) {
+    const go = () => batchedRollout(policy, rp, { ...cfg, rng: seedrandom('bench'), stopTokens: policy.stopTokens, backend: target });
+    await go();
+    const t0 = performance.now();
+    const r = await go();
+    const s = (performance.now() - t0) / 1000;
+    console.log(`world rollout, batched (${backend} process, run on ${r.backend}; ${cfg.promptsPerStep * cfg.samplesPerPrompt} rows in one decode, <=${cfg.maxResponseTokens} tokens): ${s.toFixed(2)} s, ${r.generated} tokens`);
   }
   console.log(`backendForPhase({ parameters: ${params}, phase: 'decode', batch: ${cfg.samplesPerPrompt} }) = ${backendForPhase({ parameters: params, phase: 'decode', batch: cfg.samplesPerPrompt })}`);
 }

@@ -70,6 +70,20 @@ export function scaledDotProductAttention(
   });
 }
 
+/**
+ * One query position per row, grouped: softmax(q k^T * scale + mask) v with q [B, Hkv, g, D] (the g
+ * query heads sharing each kv head), k/v [B, Hkv, Lk, D], mask additive [B, 1, 1, Lk] -> [B, Hkv, g, D].
+ * The same products as scaledDotProductAttention's grouped path at Lq = 1, without its reshapes
+ * (the cached decode step is per-op bound on the native backend).
+ */
+export function groupedDecodeAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | null, scale = 1 / Math.sqrt(q.shape[3])): tf.Tensor4D {
+  return tf.tidy(() => {
+    let logits = tf.mul(tf.matMul(q, k, false, true), scale); // [B, Hkv, g, Lk]
+    if (mask) logits = tf.add(logits, mask);
+    return tf.matMul(tf.softmax(logits, -1), v) as tf.Tensor4D;
+  });
+}
+
 /** the largest score tensor (elements) attention materialises at once */
 export const ATTENTION_CHUNK_ELEMENTS = 1 << 23;
 

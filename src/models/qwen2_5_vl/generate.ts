@@ -29,6 +29,11 @@ export interface GenerateOptions {
   /** a seed (string or number) or an RNG returning uniforms in [0, 1) */
   seed?: string | number;
   rng?: () => number;
+  /**
+   * one RNG per row (instead of `rng`): row b draws only from rowRngs[b], so what a row samples
+   * does not depend on the other rows of the batch (rollout.ts batches many prompts together)
+   */
+  rowRngs?: (() => number)[];
   /** tokens that end a row (default: none); the stop token is kept in the output */
   stopTokens?: number[];
   /**
@@ -40,6 +45,8 @@ export interface GenerateOptions {
   /** token fed to finished rows (default: the config's pad token) */
   padToken?: number;
   useCache?: boolean;
+  /** fuse the q/k/v products of the cached steps (Qwen2_5_VL.fuseQkv; default: on the native backend) */
+  fuseProjections?: boolean;
   /** called after every decoding step (for progress and memory checks) */
   onStep?: (step: number) => void;
 }
@@ -67,9 +74,13 @@ export function pickToken(logits: Float32Array, opts: { greedy: boolean; tempera
   if (opts.greedy) {
     for (let i = 1; i < V; i++) if (logits[i] > logits[token]) token = i;
   } else {
-    let cand = Array.from({ length: V }, (_, i) => i).sort((a, b) => scaled[b] - scaled[a]);
+    // by descending scaled logit (ties: ascending id); for 1e-6 <= t < inf that is the order of the logits
+    let cand: Int32Array = t >= 1e-6 && t < Infinity
+      ? byDescendingLogit(logits)
+      : Int32Array.from(Array.from({ length: V }, (_, i) => i).sort((a, b) => scaled[b] - scaled[a]));
     if (opts.topK > 0 && opts.topK < V) cand = cand.slice(0, opts.topK);
-    const p = cand.map(i => Math.exp(scaled[i] - lse));
+    const p = new Float64Array(cand.length);
+    for (let k = 0; k < cand.length; k++) p[k] = Math.exp(scaled[cand[k]] - lse);
     const mass = p.reduce((a, b) => a + b, 0);
     let keep = cand.length;
     if (opts.topP < 1) {
@@ -89,6 +100,30 @@ export function pickToken(logits: Float32Array, opts: { greedy: boolean; tempera
     }
   }
   return { token, logprob: scaled[token] - lse };
+}
+
+const ORDER_BITS = new DataView(new ArrayBuffer(4));
+
+/**
+ * Token ids by descending logit, ties by ascending id (the order of a stable sort by
+ * logit / temperature, temperature > 0): each float32 logit maps to a uint32 that sorts as the float
+ * does (+0 and -0 alike), and key = (2^32 - 1 - that) * V + id sorts natively as a Float64Array
+ * (exact: below 2^53 for V < 2^21), ~5x faster than a comparator sort at V = 905.
+ */
+export function byDescendingLogit(logits: Float32Array): Int32Array {
+  const V = logits.length;
+  if (V >= 2 ** 21) throw new Error(`pickToken: vocabulary of ${V} exceeds 2^21`);
+  const keys = new Float64Array(V);
+  for (let i = 0; i < V; i++) {
+    ORDER_BITS.setFloat32(0, logits[i] + 0); // + 0: -0 becomes +0
+    const u = ORDER_BITS.getUint32(0);
+    const asc = u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0;
+    keys[i] = (0xffffffff - asc) * V + i;
+  }
+  keys.sort();
+  const out = new Int32Array(V);
+  for (let k = 0; k < V; k++) out[k] = keys[k] - Math.floor(keys[k] / V) * V;
+  return out;
 }
 
 /**
@@ -114,7 +149,9 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
   const c = model.config;
   const { batch, length } = o;
   const greedy = o.greedy ?? false;
-  const pick = { greedy, temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1, rng: o.rng ?? seedrandom(String(o.seed ?? 0)) };
+  if (o.rowRngs && o.rowRngs.length !== batch) throw new Error(`generate: rowRngs has ${o.rowRngs.length} RNGs for batch ${batch}`);
+  const pick = { greedy, temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1, rng: o.rowRngs ? o.rowRngs[0] : o.rng ?? seedrandom(String(o.seed ?? 0)) };
+  const picks = Array.from({ length: batch }, (_, b) => (o.rowRngs ? { ...pick, rng: o.rowRngs[b] } : pick));
   const stop = new Set(o.stopTokens ?? []);
   const pad = o.padToken ?? c.pad_token_id;
   const penalty = o.repetitionPenalty ?? 1;
@@ -126,6 +163,9 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
   const stopped = new Array<boolean>(batch).fill(false);
   const useCache = o.useCache ?? true;
   const cache = useCache ? new KVCache(c.num_hidden_layers) : null;
+  // the cached steps' fused q/k/v products (per-op bound on the native backend), made once per call
+  const fuse = o.fuseProjections ?? tf.getBackend() === 'tensorflow';
+  const fused = useCache && fuse && o.maxNewTokens > 1 ? model.fuseQkv() : null;
   try {
     let seqIds = o.ids;
     let seqMask = mask0;
@@ -143,7 +183,7 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
         const past = seqLen - 1;
         const pos = new Int32Array(3 * batch);
         for (let a = 0; a < 3; a++) for (let b = 0; b < batch; b++) pos[a * batch + b] = past + ropeDeltas![b];
-        const out = model.forward({ ids: stepIds, batch, length: 1, positionIds: pos, cache, keyMask: seqMask });
+        const out = model.forward({ ids: stepIds, batch, length: 1, positionIds: pos, cache, keyMask: seqMask, decodeWeights: fused });
         logits = out.logits.dataSync() as Float32Array;
         out.logits.dispose();
       }
@@ -153,7 +193,7 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
         if (done[b]) { next[b] = pad; continue; }
         let row = logits.subarray(b * V, (b + 1) * V);
         if (penalty !== 1) row = applyRepetitionPenalty(row.slice(), seqIds.subarray(b * seqLen, (b + 1) * seqLen), penalty);
-        const r = pickToken(row, pick);
+        const r = pickToken(row, picks[b]);
         next[b] = r.token;
         tokens[b].push(r.token);
         logprobs[b].push(r.logprob);
@@ -177,6 +217,7 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
     }
   } finally {
     cache?.dispose();
+    fused?.dispose();
   }
   return { tokens, logprobs, stopped };
 }
