@@ -49,6 +49,12 @@ export interface TrainConfig {
   stepCount: 'verl' | 'epoch';
   /** keep the vision tower frozen; false (the released run): the whole policy is trained */
   freezeVision: boolean;
+  /**
+   * how rollouts are decoded: 'prompt' = each prompt's G rows in one decode (what distributed workers
+   * do, so a synchronous distributed run is byte-identical); 'step' = all prompts x G rows of a step
+   * in one batched decode (src/rl/rollout.ts; faster on the native backend, other samples)
+   */
+  rolloutBatch: 'prompt' | 'step';
   rewards: RewardConfig;
   /** LoRA GRPO: adapters trained on the frozen base, the reference = the base with the adapters off; null: full fine-tuning */
   lora: LoraTrainConfig | null;
@@ -162,6 +168,7 @@ export const TRAIN_SCHEMA = {
   steps: { type: 'int', min: 0, nullable: true, default: null, doc: "updates to run; null: what 'stepCount' gives for one pass over the data" },
   stepCount: { type: 'enum', values: ['verl', 'epoch'], default: 'verl', doc: "with steps null: 'verl' = len(dataloader) - 1 updates (the released run), 'epoch' = len(dataloader)" },
   freezeVision: { type: 'boolean', default: false, doc: 'keep the vision tower frozen (the released run trains it)' },
+  rolloutBatch: { type: 'enum', values: ['prompt', 'step'], default: 'prompt', doc: "'prompt': each prompt's G rows in one decode (as distributed workers); 'step': all rows of a step in one batched decode (faster on native)" },
   rewards: { type: 'object', fields: REWARD_SCHEMA, doc: 'the composite reward' },
   lora: { type: 'object', nullable: true, fields: LORA_SCHEMA, doc: 'LoRA GRPO (null: full fine-tuning): adapters on the frozen base; the KL reference is the base with the adapters off (no second model); checkpoints hold the adapter' },
   distributed: { type: 'object', nullable: true, fields: DISTRIBUTED_SCHEMA, doc: 'rollout workers and a learner over NATS JetStream (null: one process); docs/distributed.md' },
@@ -191,6 +198,7 @@ export function trainConfig(partial: DeepPartial<TrainConfig> = {}, where = 'con
     if (!c.lora.vision && !c.lora.targetModules.length) throw new ConfigError(`${where}: 'lora.targetModules' is empty and 'lora.vision' is false: no module would get an adapter`);
   }
   const d = c.distributed;
+  if (d && c.rolloutBatch === 'step') throw new ConfigError(`${where}: 'rolloutBatch' 'step' decodes all prompts of a step in one batch, which workers (one prompt each) cannot reproduce bit for bit; use 'prompt' with 'distributed'`);
   if (d) {
     if (d.groupSize !== null && d.groupSize !== c.samplesPerPrompt) throw new ConfigError(`${where}: 'distributed.groupSize' (${d.groupSize}) must equal 'samplesPerPrompt' (${c.samplesPerPrompt}): a group is the G responses of one prompt (or leave it null)`);
     for (const u of d.server.split(',')) {

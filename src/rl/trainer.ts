@@ -44,6 +44,7 @@ import { attachLora, loraDropoutSeed } from './lora.ts';
 import { readStepLog, trimStepLog } from './runlog.ts';
 import { shown } from '../util/schema.ts';
 import { policyGradients, type PolicyGradients } from './update.ts';
+import { batchedRollout } from './rollout.ts';
 
 export type { TrainDataset, TrainSample } from '../data/types.ts';
 
@@ -267,7 +268,7 @@ export class GrpoTrainer {
     const prompts = await this.prompts();
     try {
       const source = this.rolloutSource;
-      const { rollouts, generated, distributed } = source ? await source(prompts, this.step) : { ...this.rollout(prompts), distributed: undefined };
+      const { rollouts, generated, distributed } = source ? await source(prompts, this.step) : { ...(await this.rollout(prompts)), distributed: undefined };
       const t1 = performance.now();
       if (!source) await this.score(prompts, rollouts);
       const adv = this.advantages(rollouts);
@@ -302,9 +303,19 @@ export class GrpoTrainer {
     return prompts;
   }
 
-  /** G sampled responses per prompt (the policy's sampling settings; prompt p's RNG is rolloutRng(seed, step, p)) */
-  rollout(prompts: StepPrompt[]): { rollouts: Rollout[]; generated: number } {
+  /**
+   * G sampled responses per prompt (the policy's sampling settings; prompt p's RNG is
+   * rolloutRng(seed, step, p)); rolloutBatch 'step' decodes all prompts x G rows in one batch.
+   */
+  async rollout(prompts: StepPrompt[]): Promise<{ rollouts: Rollout[]; generated: number }> {
     const c = this.config;
+    if (c.rolloutBatch === 'step') {
+      const r = await batchedRollout(this.policy, prompts, {
+        samplesPerPrompt: c.samplesPerPrompt, maxResponseTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK,
+        stopTokens: this.policy.stopTokens, promptRngs: prompts.map((_, p) => rolloutRng(c.seed, this.step, p)),
+      });
+      return { rollouts: r.rollouts, generated: r.generated };
+    }
     const rollouts: Rollout[] = [];
     let generated = 0;
     for (let p = 0; p < prompts.length; p++) {
