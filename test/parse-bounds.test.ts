@@ -26,8 +26,14 @@ const ADVERSARIAL: Record<string, string> = {
   'digits': '<box>(' + fill('7'),
 };
 
-test('1 MB adversarial responses: every scan runs in well under a second', () => {
-  for (const [name, s] of Object.entries(ADVERSARIAL)) {
+/**
+ * Every scan on one input; the fastest of three runs in ms. (Not a speed benchmark: the checks
+ * below compare the growth from 64 KB to 1 MB, linear ~16x against the old regexes' 256x or more,
+ * with a generous absolute backstop: the old format regex took over 150 s on 1 MB.)
+ */
+function scanMs(s: string): number {
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
     const t0 = performance.now();
     firstBraceObject(s);
     thinkingFormatMatches(s, true);
@@ -36,8 +42,17 @@ test('1 MB adversarial responses: every scan runs in well under a second', () =>
     firstLazyTag(s, '<answer>', '</answer>');
     firstThinkNoLt(s);
     firstTaggedQuad(s, 'box');
-    const ms = performance.now() - t0;
-    assert.ok(ms < 250, `${name}: ${ms.toFixed(0)} ms`);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+test('1 MB adversarial responses: every scan grows linearly with the input', () => {
+  for (const [name, s] of Object.entries(ADVERSARIAL)) {
+    const small = scanMs(s.slice(0, s.length >> 4));
+    const big = scanMs(s);
+    assert.ok(big < 64 * small + 50, `${name}: ${big.toFixed(1)} ms for 1 MB against ${small.toFixed(1)} ms for 64 KB (linear is ~16x)`);
+    assert.ok(big < 5000, `${name}: ${big.toFixed(0)} ms`);
   }
   // a 1 MB response that does match, end to end
   const big = '<think>' + fill('a', MB) + '</think><answer>{"bbox": [1, 2, 3, 4]}</answer><caption>x</caption>';
@@ -65,21 +80,21 @@ test('a response over the bound scores 0 with the reason, fast; the evaluation p
     assert.is((e as PyError).kind, 'ValueError');
   }
   assert.is(extractThink(s), '');
-  assert.ok(performance.now() - t0 < 500);
+  assert.ok(performance.now() - t0 < 5000);
   // at the bound the response is read
   const at = s.slice(0, MAX_RESPONSE_CHARS);
   assert.is(parseResponse(at).rejected, undefined);
   assert.is(extractPrediction(at, 1, 1).bbox[2], 300);
 });
 
-test('adversarial responses just under the bound are scored in well under a second', () => {
+test('adversarial responses just under the bound are scored in bounded time (the old regexes took seconds to minutes)', () => {
   const n = MAX_RESPONSE_CHARS - 1;
   for (const s of [fill('{', n), fill('<think></think> <answer>', n), fill('<caption><think>', n), '{"bbox": [' + fill('1,', n - 20)]) {
     const t0 = performance.now();
     computeReward(s, GT, null);
     try { extractPrediction(s, 1, 1); } catch { /* a parse failure */ }
     const ms = performance.now() - t0;
-    assert.ok(ms < 500, `${JSON.stringify(s.slice(0, 20))}: ${ms.toFixed(0)} ms`);
+    assert.ok(ms < 5000, `${JSON.stringify(s.slice(0, 20))}: ${ms.toFixed(0)} ms`);
   }
 });
 

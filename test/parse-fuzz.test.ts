@@ -154,7 +154,7 @@ test('12,000 fuzzed responses: the scans equal the regexes on every pattern (for
   assert.ok(matchedJson > 1000 && matchedJson < 11_500, `JSON found ${matchedJson} times`);
   assert.ok(matchedGt > 300, `GT box found ${matchedGt} times`);
   const ms = performance.now() - t0;
-  assert.ok(ms < 8000, `the corpus took ${ms.toFixed(0)} ms`);
+  assert.ok(ms < 30000, `the corpus took ${ms.toFixed(0)} ms`);
 });
 
 test('hand-picked corner cases of the patterns', () => {
