@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { barSvg, formatTick, gridSvg, lineSvg, niceTicks, seriesStyle, textWidth, wrapText, type Series } from '../src/util/plot.ts';
-import { curvePanels, uniqueSteps, writeTrainingCurves } from '../src/rl/curves.ts';
+import { curvePanels, distributedPanels, uniqueSteps, writeTrainingCurves } from '../src/rl/curves.ts';
 import { evaluationFigures, tokenBands } from '../src/eval/figures.ts';
 import type { StepLog } from '../src/rl/trainer.ts';
 
@@ -87,6 +87,18 @@ const log = (step: number, reward: number, extra: Partial<StepLog> = {}): StepLo
   gradNorm: 2, skipped: null, responseLength: { mean: 100, max: 150 }, tokensPerSecond: 10,
   seconds: { rollout: 1, reward: 0, forwardBackward: 1, optimizer: 0, total: 2 }, memory: { numTensors: 1, numBytes: 1 },
   ...extra,
+});
+
+test('a distributed run also plots its health: queue depth, staleness, rollouts/s per worker, learner step time', async () => {
+  const d = (q: number, lag: number, a: number, b: number) => ({ distributed: { queueDepth: q, waitSeconds: 1.5, staleness: { mean: lag, max: lag }, dropped: 0, workers: { w1: { rolloutsPerSecond: a }, w2: { rolloutsPerSecond: b } } } });
+  const logs = [log(1, 0.5, d(4, 0, 2.1, 2.4)), log(2, 0.6, d(2, 1, 2.2, 2.5))];
+  const panels = distributedPanels(logs);
+  assert.equal(panels.map(p => p.title), ['queue depth', 'staleness', 'rollouts/s per worker', 'learner step time']);
+  assert.equal(panels[2].series.map(s => [s.name, s.y]), [['w1', [2.1, 2.2]], ['w2', [2.4, 2.5]]]);
+  assert.equal(distributedPanels([log(1, 0.5)]), []);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'curves-dist-'));
+  assert.equal(await writeTrainingCurves(dir, logs), ['curves.png', 'reward.png', 'length.png', 'distributed.png']);
+  assert.is((await sharp(path.join(dir, 'distributed.png')).metadata()).format, 'png');
 });
 
 test('training curves: reward (mean and components), loss, KL, gradient norm, entropy and response length; a repeated step is drawn once', async () => {

@@ -4,7 +4,9 @@
  *                     policy-gradient), KL (to the reference, and PPO's old-vs-new), gradient norm,
  *                     entropy, response length (mean and max);
  *   reward.{svg,png}  the reward panel on its own, larger;
- *   length.{svg,png}  the response length on its own.
+ *   length.{svg,png}  the response length on its own;
+ *   distributed.{svg,png}  distributed runs only: queue depth, staleness, rollouts/s per worker and
+ *                     the learner's step time.
  * A step logged twice (a resumed run) is drawn once, from its last entry; a value that is missing
  * or not finite (a skipped step's gradient norm, an entropy that was not computed) leaves a gap.
  */
@@ -43,6 +45,22 @@ export function curvePanels(logs: StepLog[]): Panel[] {
   ];
 }
 
+/** the health panels of a distributed run (empty when no step logged a `distributed` entry) */
+export function distributedPanels(logs: StepLog[]): Panel[] {
+  const ls = uniqueSteps(logs).filter(l => l.distributed);
+  if (!ls.length) return [];
+  const x = ls.map(l => l.step);
+  const d = (l: StepLog) => l.distributed as { queueDepth?: number | null; waitSeconds?: number; staleness?: { mean: number; max: number }; dropped?: number; workers?: Record<string, { rolloutsPerSecond: number | null }> };
+  const col = (f: (l: StepLog) => unknown) => ls.map(l => num(f(l)));
+  const workers = [...new Set(ls.flatMap(l => Object.keys(d(l).workers ?? {})))].sort();
+  return [
+    { title: 'queue depth', series: [{ name: 'prompts pending or in flight', x, y: col(l => d(l).queueDepth) }], opts: { yLabel: 'messages', yInclude: [0] } },
+    { title: 'staleness', series: [{ name: 'mean version lag', x, y: col(l => d(l).staleness?.mean) }, { name: 'max version lag', x, y: col(l => d(l).staleness?.max) }, { name: 'groups dropped', x, y: col(l => d(l).dropped) }], opts: { yLabel: 'versions / groups', yInclude: [0] } },
+    { title: 'rollouts/s per worker', series: workers.map(w => ({ name: w, x, y: col(l => d(l).workers?.[w]?.rolloutsPerSecond) })), opts: { yLabel: 'rollouts/s', yInclude: [0] } },
+    { title: 'learner step time', series: [{ name: 'whole step', x, y: col(l => l.seconds?.total) }, { name: 'waiting for groups', x, y: col(l => d(l).waitSeconds) }], opts: { yLabel: 'seconds', yInclude: [0] } },
+  ];
+}
+
 /** Write the training curves into `outDir`; returns the PNG names written (none without logs). */
 export async function writeTrainingCurves(outDir: string, logs: StepLog[]): Promise<string[]> {
   if (!logs.length) return [];
@@ -51,5 +69,8 @@ export async function writeTrainingCurves(outDir: string, logs: StepLog[]): Prom
   const [reward, , , , , length] = panels;
   await writeSvg(path.join(outDir, 'reward'), lineSvg('mean reward per step', reward.series, { ...reward.opts, width: 720, height: 420 }));
   await writeSvg(path.join(outDir, 'length'), lineSvg('response length (tokens)', length.series, length.opts));
-  return ['curves.png', 'reward.png', 'length.png'];
+  const dist = distributedPanels(logs);
+  if (!dist.length) return ['curves.png', 'reward.png', 'length.png'];
+  await writeSvg(path.join(outDir, 'distributed'), gridSvg('distributed run: health', dist, { cols: 2, panelWidth: 480, panelHeight: 300 }));
+  return ['curves.png', 'reward.png', 'length.png', 'distributed.png'];
 }
