@@ -3,6 +3,7 @@
  * an OrderedDict of tensors plus stored `data/<n>` entries), to exercise the .pt reader.
  */
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 
 export interface PtTensor {
   storage: string; // 'FloatStorage', 'HalfStorage', ...
@@ -85,21 +86,7 @@ export function picklePt(tensors: Record<string, PtTensor>, opts: PickleOptions 
   return Uint8Array.from(w.bytes);
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+const crc32 = (b: Uint8Array): number => zlib.crc32(b) >>> 0;
 
 /** A stored (uncompressed) zip of the given entries. */
 export function zipStored(entries: [string, Uint8Array][]): Uint8Array {
