@@ -10,6 +10,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { WASM_HEAP_LIMIT } from '../backend/wasm/heap-guard.ts';
+import { SafetensorsFile } from '../io/safetensors.ts';
 import { ClipScorer } from '../models/clip/scorer.ts';
 import { loadSam2 } from '../models/sam2/weights.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
@@ -25,15 +27,67 @@ function need(dir: string, sub: string): string {
 }
 
 export function loadPolicyFrom(dir: string): Policy {
+  assertFitsWasm(dir, ['policy']);
   return loadPolicy(need(dir, 'policy'));
 }
 
 export function loadSegmenterModelFrom(dir: string): Sam2Image {
+  assertFitsWasm(dir, ['sam2']);
   return loadSam2(need(dir, 'sam2'));
 }
 
 export function loadScorerFrom(dir: string): ClipScorer {
+  assertFitsWasm(dir, ['clip']);
   return ClipScorer.load(need(dir, 'clip'));
+}
+
+/**
+ * Bytes a model folder's weights take once loaded (float32, 4 bytes an element, whatever their
+ * dtype on disk), read from the safetensors headers only; a .pt or .bin counts its file size
+ * (float32 checkpoints, as SAM2's releases are). A policy with a tied
+ * head adds the [D, V] transposed copy the model holds for inference. 0 for a missing folder.
+ */
+export function weightBytes(folder: string): number {
+  if (!isDir(folder)) return 0;
+  let bytes = 0;
+  for (const f of fs.readdirSync(folder).sort()) {
+    const file = path.join(folder, f);
+    if (f.endsWith('.safetensors')) {
+      const st = SafetensorsFile.open(file);
+      try {
+        for (const k of st.keys()) bytes += 4 * st.meta(k).shape.reduce((a, d) => a * d, 1);
+      } finally {
+        st.close();
+      }
+    } else if (f.endsWith('.pt') || f.endsWith('.bin')) bytes += fs.statSync(file).size;
+  }
+  const cfgFile = path.join(folder, 'config.json');
+  if (fs.existsSync(cfgFile)) {
+    const c = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    if (c.tie_word_embeddings && c.vocab_size && c.hidden_size) bytes += 4 * c.vocab_size * c.hidden_size;
+  }
+  return bytes;
+}
+
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
+/**
+ * On the wasm backend (`backend`, default the active one), the message for models of `dir` that
+ * cannot fit in the 4 GiB wasm heap, or null when they fit (or on another backend). Checked
+ * before anything is loaded, so a real-size checkpoint fails at once instead of halfway.
+ */
+export function wasmFitError(dir: string, subs: readonly string[] = ['policy', 'sam2', 'clip'], backend = tf.getBackend()): string | null {
+  if (backend !== 'wasm') return null;
+  const parts = subs.map(s => [s, weightBytes(path.join(dir, s))] as const).filter(([, b]) => b > 0);
+  const total = parts.reduce((a, [, b]) => a + b, 0);
+  if (total <= WASM_HEAP_LIMIT) return null;
+  return `${dir}: the models need ${gib(total)} of float32 weights (${parts.map(([s, b]) => `${s} ${gib(b)}`).join(', ')}), ` +
+    `more than the ${gib(WASM_HEAP_LIMIT)} the wasm backend's heap can hold. Use the native backend: npm run setup:native, then DPAD_BACKEND=tensorflow`;
+}
+
+function assertFitsWasm(dir: string, subs?: readonly string[]): void {
+  const why = wasmFitError(dir, subs);
+  if (why) throw new Error(why);
 }
 
 /** What loadWeights returns: the three models, where they came from, and one dispose for all. */
@@ -62,6 +116,7 @@ export function loadWeights(dir: string): WeightsBundle {
   for (const sub of ['policy', 'sam2']) {
     if (!isDir(path.join(dir, sub))) throw new Error(`${dir}: no ${sub}/ folder (expected policy/, sam2/ and optionally clip/)`);
   }
+  assertFitsWasm(dir);
   const policy = loadPolicy(path.join(dir, 'policy'));
   let sam: Sam2Image | null = null;
   try {

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { SequenceBatch } from '../models/qwen2_5_vl/generate.ts';
+import { checkpointedGrads, checkpointedResponseLogits, type MemoryPeak } from '../models/qwen2_5_vl/checkpointed.ts';
 import { loraAdapters, setLoraTraining, withAdaptersDisabled } from '../models/qwen2_5_vl/lora.ts';
 import type { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { actorMicroBatchLoss, logProbsFromLogits, MetricMeans, microBatchSplits, type ActorLossConfig, type ActorMetrics } from './actor.ts';
@@ -29,10 +30,10 @@ export function responseIds(s: SequenceBatch): tf.Tensor2D {
   return tf.tensor2d(out, [batch, R], 'int32');
 }
 
-/** log-probs [B, R] of the responses under `model` at `temperature`, without gradient. */
-export function responseLogProbs(model: Qwen2_5_VL, s: SequenceBatch, temperature: number): tf.Tensor2D {
+/** log-probs [B, R] of the responses under `model` at `temperature`, without gradient (`lean`: the checkpointed pass's head on R positions only). */
+export function responseLogProbs(model: Qwen2_5_VL, s: SequenceBatch, temperature: number, lean = false): tf.Tensor2D {
   return tf.tidy(() => {
-    const lg = responseLogits(model, s);
+    const lg = lean ? checkpointedResponseLogits(model, s) : responseLogits(model, s);
     return logProbsFromLogits(temperature === 1 ? lg : tf.div(lg, temperature) as tf.Tensor3D, responseIds(s));
   });
 }
@@ -64,9 +65,9 @@ export interface PolicyGradients {
 export type ReferencePolicy = Qwen2_5_VL | 'adapters-off' | null;
 
 /** log-probs [B, R] of the responses under the reference, without gradient. */
-export function referenceLogProbs(model: Qwen2_5_VL, reference: Qwen2_5_VL | 'adapters-off', s: SequenceBatch, temperature: number): tf.Tensor2D {
-  if (reference === 'adapters-off') return withAdaptersDisabled(model, () => responseLogProbs(model, s, temperature));
-  return responseLogProbs(reference, s, temperature);
+export function referenceLogProbs(model: Qwen2_5_VL, reference: Qwen2_5_VL | 'adapters-off', s: SequenceBatch, temperature: number, lean = false): tf.Tensor2D {
+  if (reference === 'adapters-off') return withAdaptersDisabled(model, () => responseLogProbs(model, s, temperature, lean));
+  return responseLogProbs(reference, s, temperature, lean);
 }
 
 export interface GradientOptions {
@@ -76,6 +77,15 @@ export interface GradientOptions {
    * masks are unseeded.
    */
   dropoutSeed?: (microBatch: number) => number;
+  /**
+   * Gradient checkpointing (models/qwen2_5_vl/checkpointed.ts): each half decoder layer's forward
+   * is recomputed in the backward pass, so one half layer's activations are taped at a time, and
+   * every pass applies the LM head to the response positions only. The same gradients up to float
+   * rounding; what makes a LoRA step of a real-size policy fit in memory. Default off.
+   */
+  checkpointed?: boolean;
+  /** with `checkpointed`: records the peak tensor bytes sampled inside the gradient pass */
+  memory?: MemoryPeak | null;
 }
 
 /**
@@ -96,6 +106,7 @@ export function policyGradients(
   const means = new MetricMeans();
   const useRef = reference !== null && cfg.klCoef !== 0;
   const withEntropy = cfg.entropyCoef !== 0;
+  const lean = opts.checkpointed ?? false;
   let loss = 0;
   let nonFinite: string | null = null;
   plan.slices.forEach(({ start, size }, k) => {
@@ -106,20 +117,24 @@ export function policyGradients(
       return {
         mask, responses: responseIds(mb.seq),
         advantages: tf.mul(tf.tensor2d(mb.advantages, [size, 1]), mask) as tf.Tensor2D,
-        oldLogProbs: responseLogProbs(model, mb.seq, cfg.temperature),
-        refLogProbs: useRef ? referenceLogProbs(model, reference!, mb.seq, cfg.temperature) : tf.zeros([size, R]) as tf.Tensor2D,
+        oldLogProbs: responseLogProbs(model, mb.seq, cfg.temperature, lean),
+        refLogProbs: useRef ? referenceLogProbs(model, reference!, mb.seq, cfg.temperature, lean) : tf.zeros([size, R]) as tf.Tensor2D,
       };
     });
     try {
       if (lora) setLoraTraining(model, true, opts.dropoutSeed ? opts.dropoutSeed(k) : null);
       let value = NaN;
-      const { value: v, grads: g } = tf.variableGrads(() => {
-        const out = actorMicroBatchLoss({ ...inputs, refLogProbs: useRef ? inputs.refLogProbs : null, logits: responseLogits(model, mb.seq) }, cfg, { entropy: withEntropy });
+      const lossOf = (logits: tf.Tensor3D) => {
+        const out = actorMicroBatchLoss({ ...inputs, refLogProbs: useRef ? inputs.refLogProbs : null, logits }, cfg, { entropy: withEntropy });
         means.add(out);
         out.entropyLoss?.dispose();
         value = out.loss.dataSync()[0];
         return tf.div(out.loss, plan.gradientAccumulation) as tf.Scalar;
-      }, vars.map(([, p]) => p));
+      };
+      const params = vars.map(([, p]) => p);
+      const { value: v, grads: g } = lean
+        ? checkpointedGrads(model, mb.seq, lossOf, params, { memory: opts.memory })
+        : tf.variableGrads(() => lossOf(responseLogits(model, mb.seq)), params);
       v.dispose();
       for (const [vn, t] of Object.entries(g)) {
         const n = byVar.get(vn)!;
