@@ -27,6 +27,15 @@ import { GrpoTrainer } from '../src/rl/trainer.ts';
 import { crossoverBench, qwen05Config, rolloutBench, worldBatchedStepBench, worldStepBench } from './sections.ts';
 
 const sections = process.argv.slice(2).filter(a => a !== '--');
+if (sections.includes('--help') || sections.includes('-h')) {
+  console.log('usage: npm run bench [-- <section>...]\nsections: backend, conv, clip, qwen, sam2, sam2train, grpo (the default set), world, world-batched, crossover, rollout, realsize (docs/realsize.md; its own flags follow it)');
+  process.exit(0);
+}
+if (sections[0] === 'realsize') {
+  // the real-size stand-ins: a process of its own (tens of GiB, tens of minutes)
+  const r = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', path.join(import.meta.dirname, 'realsize.ts'), ...sections.slice(1)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 const want = (s: string) => sections.includes(s) || (sections.length === 0 && !['world', 'world-batched', 'crossover', 'rollout'].includes(s));
 const info = await initBackend({ quiet: true });
 console.log(`# ${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}  backend ${info.name}`);
