@@ -43,6 +43,8 @@ export interface PackedMicroBatch {
   seq: SequenceBatch;
   mask: Float32Array;
   advantages: Float32Array;
+  /** logp_old [b * R] recorded at generation (0 past each row's end); absent: recomputed with the current weights */
+  oldLogProbs?: Float32Array;
   dispose(): void;
 }
 
@@ -117,7 +119,7 @@ export function policyGradients(
       return {
         mask, responses: responseIds(mb.seq),
         advantages: tf.mul(tf.tensor2d(mb.advantages, [size, 1]), mask) as tf.Tensor2D,
-        oldLogProbs: responseLogProbs(model, mb.seq, cfg.temperature, lean),
+        oldLogProbs: mb.oldLogProbs ? tf.tensor2d(mb.oldLogProbs, [size, R]) : responseLogProbs(model, mb.seq, cfg.temperature, lean),
         refLogProbs: useRef ? referenceLogProbs(model, reference!, mb.seq, cfg.temperature, lean) : tf.zeros([size, R]) as tf.Tensor2D,
       };
     });
