@@ -1,10 +1,11 @@
 /**
- * npm run eval -- --data <spec> [--data <spec> ...] [--weights weights/demo] [--out out/eval]
+ * npm run eval -- --data <spec> [--data <spec> ...] [--weights weights/demo] [--out out/eval] [--batch 8]
  *   <spec>: world:<train|val|test>[:N] | a Seg-Zero .parquet | a ReasonSeg folder | a refer folder
  *   a refer folder (refs(<split-by>).p + instances.json) also takes --images <COCO train2014> [--split val] [--split-by umd]
- * Resumable: a killed evaluation continues where it stopped. Per dataset: results.jsonl,
- * metrics.json, report.md, tokens_scatter.png (Figure 4), tokens_by_group.png, worst/ overlays;
- * with several datasets, one folder each under --out and tokens_by_dataset.png (Figure 5).
+ * Resumable: a killed evaluation continues where it stopped, with any --batch (the results do not
+ * depend on it). Per dataset: results.jsonl, metrics.json, report.md, tokens_scatter.png
+ * (Figure 4), tokens_by_group.png, worst/ overlays; with several datasets, one folder each under
+ * --out and tokens_by_dataset.png (Figure 5).
  */
 import * as path from 'node:path';
 import { DEFAULT_WEIGHTS, evaluate, initBackend, loadWeights, openDataset, runCli, tokenBands, weightsFingerprint, writeJsonAtomic, type Skipped } from '../src/index.ts';
@@ -17,6 +18,7 @@ const SPEC = {
     weights: { type: 'string', default: DEFAULT_WEIGHTS, placeholder: '<dir>', help: 'a weights directory with policy/, sam2/ and (for S1/S2) clip/' },
     out: { type: 'string', default: 'out/eval', placeholder: '<dir>', help: 'the output folder (one subfolder per dataset when several)' },
     'max-new-tokens': { type: 'int', default: 256, min: 1, help: 'the most tokens the policy may generate' },
+    batch: { type: 'int', default: 8, min: 1, placeholder: '<n>', help: 'samples generated together (results equal one at a time; a killed run loses at most one batch)' },
     images: { type: 'string', placeholder: '<dir>', help: 'COCO train2014 images, for a refer folder' },
     split: { type: 'string', default: 'val', help: 'the split of a refer folder' },
     'split-by': { type: 'string', default: 'umd', help: 'the refs(<split-by>).p of a refer folder' },
@@ -41,7 +43,7 @@ await runCli(SPEC, async args => {
     const opened = openDataset(spec, { skipped, images: args.images, split: args.split, splitBy: args['split-by'], reasonsegIgnore: args['reasonseg-ignore'] as 'target' | 'background' }).eval();
     const outDir = specs.length > 1 ? path.join(args.out, spec.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '')) : args.out;
     const { tables, records } = await evaluate(seg, opened.samples, await opened.total, {
-      outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, thinkTokens: args['think-tokens'] as 'released' | 'response',
+      outDir, scorer, maxNewTokens: args['max-new-tokens'], name: spec, worst: args.worst, batchSize: args.batch, thinkTokens: args['think-tokens'] as 'released' | 'response',
       fresh: args.fresh, data: { spec, images: args.images ?? null, split: args.split, 'split-by': args['split-by'], 'reasonseg-ignore': args['reasonseg-ignore'] }, weightsDir: args.weights, fingerprint,
     });
     writeJsonAtomic(path.join(outDir, 'skipped.json'), skipped);

@@ -57,12 +57,12 @@ test('provenance is the first line of results.jsonl and a key of metrics.json; t
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).provenance, first.provenance);
   assert.is(readResults(path.join(out, 'results.jsonl')).length, 2, 'the provenance line is not a record');
   let calls = 0;
-  const orig = segA.segment.bind(segA);
-  segA.segment = async (...x) => { calls++; return orig(...x); };
+  const orig = segA.segmentBatch.bind(segA);
+  segA.segmentBatch = async (items, o) => { calls += items.length; return orig(items, o); };
   try {
     await evaluate(segA, [...samples(), mk(2)], 3, { outDir: out, maxNewTokens: 3, worst: 0, figures: false, data: 'world:test:2' });
   } finally {
-    segA.segment = orig;
+    segA.segmentBatch = orig;
   }
   assert.is(calls, 1, 'only the new sample runs');
   const f = readResultsFile(path.join(out, 'results.jsonl'));

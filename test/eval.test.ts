@@ -119,8 +119,8 @@ test('a killed evaluation resumes without counting any sample twice; a fresh one
   assert.is(readResults(path.join(out, 'results.jsonl')).length, 2);
   let segmented = 0;
   function* all() { for (let i = 0; i < 4; i++) yield mk(i); }
-  const orig = seg.segment.bind(seg);
-  seg.segment = async (...a) => { segmented++; return orig(...a); };
+  const orig = seg.segmentBatch.bind(seg);
+  seg.segmentBatch = async (items, o) => { segmented += items.length; return orig(items, o); };
   const { records } = await evaluate(seg, all(), 4, { outDir: out, maxNewTokens: 3, worst: 3 });
   assert.is(segmented, 2, 'only the two missing samples are run');
   const kept = fs.readdirSync(path.join(out, 'worst')).filter(f => f.endsWith('.png'));

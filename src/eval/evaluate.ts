@@ -8,6 +8,8 @@
  * - a parsed output whose prediction and ground truth are both empty (U = 0) is dropped: kept in
  *   results.jsonl with `counted: false` (so a resumed run skips it) and left out of every metric;
  * - #Tok counts as get_tokens.py does (option `thinkTokens`, see tokens.ts).
+ * Samples are generated `batchSize` at a time (Segmenter.segmentBatch, default 8: a batch decodes
+ * at nearly the cost of one sample) and recorded in input order, exactly as batch 1 records them.
  * Provenance: the first line of results.jsonl is `{"provenance": {...}}` (EvalProvenance: the
  * weights fingerprint, the data spec and the options that change results), also in metrics.json.
  * A rerun into a folder whose results were made otherwise refuses, naming the difference, unless
@@ -20,7 +22,7 @@ import type { EvalSample } from '../data/types.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
 import { weightsFingerprint, type WeightsFingerprint } from '../pipeline/bundle.ts';
 import { boxToView, frameOf, toView } from '../pipeline/frame.ts';
-import { DEFAULT_MAX_NEW_TOKENS, type Segmenter } from '../pipeline/segment.ts';
+import { DEFAULT_MAX_NEW_TOKENS, type Segmenter, type SegmentResult } from '../pipeline/segment.ts';
 import { Progress } from '../util/progress.ts';
 import { evaluationFigures } from './figures.ts';
 import { WorstSamples, type WorstEntry } from './worst.ts';
@@ -28,6 +30,9 @@ import { iouOf, METRIC_DEFINITIONS, sampleOutcome, stratifiedTables, type Metric
 import { countedThink, recordedThink, THINK_TOKEN_COUNTINGS, tokenCountStats, type ThinkTokenCounting } from './tokens.ts';
 
 export type { EvalSample } from '../data/types.ts';
+
+/** evaluate's default batchSize: prompts generated together */
+export const DEFAULT_EVAL_BATCH = 8;
 
 /**
  * One line of results.jsonl (docs/outputs.md). Frames: `bbox` and `points` are in IMAGE pixels
@@ -149,6 +154,12 @@ export interface EvaluateOptions {
    * unparsable outputs included) or 'response' (the output's own think text only)
    */
   thinkTokens?: ThinkTokenCounting;
+  /**
+   * samples generated together (Segmenter.segmentBatch; default 8). The records equal batch 1's,
+   * so it is not provenance: a folder made with one batch size resumes with another. A crash
+   * mid-batch loses at most that batch.
+   */
+  batchSize?: number;
 }
 
 /** metrics.json: the tables, what each key means, and get_tokens.py's statistics. */
@@ -165,6 +176,8 @@ export function metricsJson(tables: ReturnType<typeof stratifiedTables>, records
 export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<EvalSample> | Iterable<EvalSample>, total: number, opts: EvaluateOptions): Promise<{ records: EvalRecord[]; tables: ReturnType<typeof stratifiedTables> }> {
   const resultsFile = path.join(opts.outDir, 'results.jsonl');
   const counting = opts.thinkTokens ?? 'released';
+  const batchSize = opts.batchSize ?? DEFAULT_EVAL_BATCH;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`evaluate: batchSize has to be a positive integer, but is ${batchSize}`);
   const provenance: EvalProvenance = {
     version: 1,
     weights: { ...(opts.fingerprint ?? weightsFingerprint(segmenter.policy, segmenter.sam, opts.scorer ?? null)), dir: opts.weightsDir ?? segmenter.weightsDir ?? null },
@@ -187,9 +200,9 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
   const worst = new WorstSamples(opts.outDir, opts.worst ?? 8, [...done.values()].filter(r => r.counted !== false).map(r => ({ id: r.id, query: r.query, iou: iouOf(r) })));
   const v = segmenter.policy.viewSize;
   const encode = (t: string) => segmenter.policy.tokenizer.encode(t);
-  for await (const s of samples) {
-    if (done.has(s.id)) continue;
-    const r = await segmenter.segment(s.image, s.query, { maxNewTokens: provenance.options.maxNewTokens, variant: provenance.options.variant });
+  const segOpts = { maxNewTokens: provenance.options.maxNewTokens, variant: provenance.options.variant };
+  /** one sample's record, appended and counted as it completes */
+  const record = async (s: EvalSample, r: SegmentResult) => {
     // a parse failure has no mask: I = 0, U = |gt|; a parsed sample with U = 0 is dropped
     const { i, u, counted } = sampleOutcome(r.parseError === undefined ? r.mask : null, s.mask);
     const think = recordedThink(r.text, r.parseError);
@@ -213,7 +226,38 @@ export async function evaluate(segmenter: Segmenter, samples: AsyncIterable<Eval
     done.set(s.id, rec);
     if (counted) await worst.add({ id: s.id, query: s.query, iou: iouOf(rec) }, s.image, { mask: r.mask ?? null, bbox: r.bbox, points: r.points, caption: r.caption }, s.mask);
     bar.tick(1);
+  };
+  /** one segmentBatch over up to batchSize samples, then their records in input order */
+  const runBatch = async (batch: EvalSample[]) => {
+    let results: SegmentResult[];
+    if (typeof segmenter.segmentBatch === 'function') {
+      results = await segmenter.segmentBatch(batch.map(s => ({ image: s.image, query: s.query })), { ...segOpts, batchSize });
+    } else {
+      // a stand-in with segment only (test stubs): one sample at a time
+      results = [];
+      for (const s of batch) results.push(await segmenter.segment(s.image, s.query, segOpts));
+    }
+    for (let k = 0; k < batch.length; k++) await record(batch[k], results[k]);
+  };
+  let pending: EvalSample[] = [];
+  const queued = new Set<string>();
+  try {
+    for await (const s of samples) {
+      if (done.has(s.id) || queued.has(s.id)) continue;
+      pending.push(s);
+      queued.add(s.id);
+      if (pending.length < batchSize) continue;
+      const batch = pending;
+      pending = [];
+      await runBatch(batch);
+    }
+  } catch (e) {
+    // the samples' source failed (the batch in flight, if any, failed with pending empty):
+    // the samples already read are still evaluated, then the source's error is reported
+    if (pending.length) await runBatch(pending).catch(() => undefined);
+    throw e;
   }
+  if (pending.length) await runBatch(pending);
   const records = [...done.values()];
   const tables = stratifiedTables(records);
   writeJsonAtomic(path.join(opts.outDir, 'metrics.json'), metricsJson(tables, records, counting, provenance));
