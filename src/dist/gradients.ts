@@ -28,5 +28,5 @@ export function staleGradients(trainer: GrpoTrainer, prompts: StepPrompt[], roll
       old.set(r.logprobs, b * R);
     });
     return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), oldLogProbs: old, dispose: batch.dispose };
-  }, cfg, { dropoutSeed: k => loraDropoutSeed(cfg.seed, trainer.step, k) });
+  }, cfg, { checkpointed: cfg.checkpointed, dropoutSeed: k => loraDropoutSeed(cfg.seed, trainer.step, k) });
 }

@@ -55,6 +55,15 @@ export interface TrainConfig {
    * in one batched decode (src/rl/rollout.ts; faster on the native backend, other samples)
    */
   rolloutBatch: 'prompt' | 'step';
+  /**
+   * the log-prob / gradient pass of each micro-batch through the gradient-checkpointed pass of
+   * models/qwen2_5_vl/checkpointed.ts: each half decoder layer is recomputed in the backward (one
+   * half layer taped at a time; the MLP backward in chunks of positions) and the LM head runs on
+   * the response positions only, so the activation memory is bounded by one layer at real size.
+   * The same losses and gradients within 1e-5 (float rounding), slower (every layer runs twice).
+   * false: one plain tape over the whole forward (fast; fine for small models)
+   */
+  checkpointed: boolean;
   rewards: RewardConfig;
   /** LoRA GRPO: adapters trained on the frozen base, the reference = the base with the adapters off; null: full fine-tuning */
   lora: LoraTrainConfig | null;
@@ -169,6 +178,7 @@ export const TRAIN_SCHEMA = {
   stepCount: { type: 'enum', values: ['verl', 'epoch'], default: 'verl', doc: "with steps null: 'verl' = len(dataloader) - 1 updates (the released run), 'epoch' = len(dataloader)" },
   freezeVision: { type: 'boolean', default: false, doc: 'keep the vision tower frozen (the released run trains it)' },
   rolloutBatch: { type: 'enum', values: ['prompt', 'step'], default: 'prompt', doc: "'prompt': each prompt's G rows in one decode (as distributed workers); 'step': all rows of a step in one batched decode (faster on native)" },
+  checkpointed: { type: 'boolean', default: false, doc: "the log-prob / gradient pass with gradient checkpointing (models/qwen2_5_vl/checkpointed.ts: per half decoder layer, MLP backward in chunks, the LM head on the response positions only): memory bounded by one layer at real size (true for a real-size LoRA GRPO step), the same results within 1e-5, slower" },
   rewards: { type: 'object', fields: REWARD_SCHEMA, doc: 'the composite reward' },
   lora: { type: 'object', nullable: true, fields: LORA_SCHEMA, doc: 'LoRA GRPO (null: full fine-tuning): adapters on the frozen base; the KL reference is the base with the adapters off (no second model); checkpoints hold the adapter' },
   distributed: { type: 'object', nullable: true, fields: DISTRIBUTED_SCHEMA, doc: 'rollout workers and a learner over NATS JetStream (null: one process); docs/distributed.md' },

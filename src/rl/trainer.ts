@@ -360,7 +360,7 @@ export class GrpoTrainer {
     return policyGradients(this.policy.model, reference, rollouts.length, (start, size) => {
       const batch = this.packBatch(rollouts.slice(start, start + size), prompts, pad);
       return { seq: batch.seq, mask: batch.mask, advantages: batch.adv(adv), dispose: batch.dispose };
-    }, this.config, { dropoutSeed: k => loraDropoutSeed(this.config.seed, this.step, k) });
+    }, this.config, { checkpointed: this.config.checkpointed, dropoutSeed: k => loraDropoutSeed(this.config.seed, this.step, k) });
   }
 
   /** clip and apply the gradients (skipped for a non-finite loss or norm); the gradients are released */
