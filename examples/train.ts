@@ -3,6 +3,9 @@
  *   npx tsx examples/train.ts [--config train.json] [--weights weights/demo] [--out runs/grpo] [--fresh] [--eval N]
  * On the world (no --data), the policy is measured on N held-out test samples before and after
  * training (mean total reward, its components, gIoU, cIoU; greedy decoding): before_after.json.
+ * gIoU before, after and the paired gain get a 95 % bootstrap interval over the samples
+ * (src/eval/bootstrap.ts), and the run says whether the gain exceeds the half-width of the
+ * after estimate's interval (issue 22's criterion).
  * The config's fields (src/rl/config.ts) default to the paper's. Without --data the embedded world's
  * train split is used; --data takes the specs eval takes (src/data/open.ts) that can train:
  * world:<split>[:N] or a Seg-Zero training parquet (see README). A config with a `lora` section
@@ -12,8 +15,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  DEFAULT_WEIGHTS, evaluateOnWorld, GrpoTrainer, initBackend, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom, openDataset,
-  readTrainConfig, referenceCopy, runCli, trainConfig, writeJsonAtomic, type Skipped,
+  bootstrapGIoU, bootstrapPairedGIoUDiff, DEFAULT_BOOTSTRAP_RESAMPLES, DEFAULT_WEIGHTS, evaluateOnWorld, GrpoTrainer, initBackend, loadPolicyFrom, loadScorerFrom, loadSegmenterModelFrom, openDataset,
+  readTrainConfig, referenceCopy, runCli, trainConfig, writeJsonAtomic, type BootstrapInterval, type Skipped, type WorldPolicyReport,
 } from '../src/index.ts';
 
 const SPEC = {
@@ -27,10 +30,19 @@ const SPEC = {
     'world-size': { type: 'int', default: 512, min: 1, help: "prompts drawn from the world's train split (without --data)" },
     data: { type: 'string', placeholder: '<spec>', help: "world:<train|val|test>[:N] or a Seg-Zero training .parquet (the specs eval takes that can train) instead of the world's train split" },
     subset: { type: 'int', default: 3000, min: 1, help: 'rows of the parquet used (a seeded selection, as the released code)' },
-    eval: { type: 'int', default: 40, min: 0, help: 'held-out world test samples measured before and after (0: none)' },
+    eval: { type: 'int', default: 200, min: 0, help: 'held-out world test samples measured before and after (0: none); gIoU gets a 95 % bootstrap interval over them' },
   },
   examples: ['npm run train', 'npm run train -- --fresh --out runs/try2'],
 } as const;
+
+/** gIoU before and after with their bootstrap intervals, the paired gain, and issue 22's criterion (gain > the after half-width) */
+function gIoUIntervals(before: WorldPolicyReport, after: WorldPolicyReport) {
+  const opts = { resamples: DEFAULT_BOOTSTRAP_RESAMPLES, seed: 0, level: 0.95 };
+  const b = bootstrapGIoU(before.perSample.iou, opts);
+  const a = bootstrapGIoU(after.perSample.iou, opts);
+  const gain = bootstrapPairedGIoUDiff(before.perSample.iou, after.perSample.iou, opts);
+  return { before: b, after: a, gain, ...opts, exceeds: gain.estimate > a.halfWidth };
+}
 
 await runCli(SPEC, async args => {
   await initBackend();
@@ -57,19 +69,33 @@ await runCli(SPEC, async args => {
   const sam = nEval ? loadSegmenterModelFrom(args.weights) : null;
   const measure = async (when: string) => {
     const r = await evaluateOnWorld(policy, sam!, evalScorer, { split: 'test', n: nEval });
-    console.log(`${when}: test reward ${r.reward.toFixed(3)}  gIoU ${(r.gIoU * 100).toFixed(1)}  cIoU ${(r.cIoU * 100).toFixed(1)}  (${nEval} samples)`);
+    console.log(`${when}: test reward ${r.reward.toFixed(3)}  gIoU ${(r.gIoU * 100).toFixed(1)}  cIoU ${(r.cIoU * 100).toFixed(1)}  box IoU > 0.5 ${(r.boxIoUAbove05 * 100).toFixed(1)} %  (${nEval} samples)`);
     return r;
   };
   const baFile = path.join(cfg.outDir, 'before_after.json');
   const prior = fs.existsSync(baFile) && !args.fresh ? JSON.parse(fs.readFileSync(baFile, 'utf8')) : null;
-  const before = nEval ? prior?.before ?? (await measure('before')) : null;
+  // an earlier run's 'before' is reused when it measured the same samples and kept them per sample (the bootstrap needs them)
+  const reusable = (b: Partial<WorldPolicyReport> | undefined): b is WorldPolicyReport => !!b && b.n === nEval && b.perSample?.iou?.length === nEval;
+  const before = nEval ? (reusable(prior?.before) ? prior.before as WorldPolicyReport : await measure('before')) : null;
   if (before) writeJsonAtomic(baFile, { before });
   const logs = await trainer.run({ fresh: args.fresh });
   const last = logs[logs.length - 1];
   console.log(`trained to step ${trainer.step}/${trainer.totalSteps}; last mean reward ${last?.reward.mean.toFixed(3) ?? '-'}; logs, curves and checkpoints in ${cfg.outDir}`);
   if (before) {
     const after = await measure('after');
-    writeJsonAtomic(baFile, { before, after, steps: trainer.step, config: args.config ?? null });
+    const gIoU = gIoUIntervals(before, after);
+    writeJsonAtomic(baFile, { before, after, steps: trainer.step, config: args.config ?? null, gIoU });
     console.log(`held-out test (${nEval} samples): reward ${before.reward.toFixed(3)} -> ${after.reward.toFixed(3)}, gIoU ${(before.gIoU * 100).toFixed(1)} -> ${(after.gIoU * 100).toFixed(1)}; ${baFile}`);
+    const pct = (x: number) => (x * 100).toFixed(1);
+    const ci = (i: BootstrapInterval, sign = '') => `${sign && i.estimate >= 0 ? '+' : ''}${pct(i.estimate)}  95 % CI [${pct(i.lo)}, ${pct(i.hi)}]  (half-width ${pct(i.halfWidth)})`;
+    console.log(`gIoU before: ${ci(gIoU.before)}`);
+    console.log(`gIoU after:  ${ci(gIoU.after)}`);
+    console.log(`gIoU gain:   ${ci(gIoU.gain, '+')}  (paired: the same resampled samples before and after)`);
+    console.log(`(bootstrap over the ${nEval} samples, ${gIoU.resamples} resamples, seed ${gIoU.seed}, percentile intervals)`);
+    console.log(gIoU.exceeds
+      ? `the gain (${pct(gIoU.gain.estimate)}) exceeds the half-width of the after estimate's 95 % interval (${pct(gIoU.after.halfWidth)}): training raised test gIoU beyond the noise of the measure`
+      : `the gain (${pct(gIoU.gain.estimate)}) does not exceed the half-width of the after estimate's 95 % interval (${pct(gIoU.after.halfWidth)}): not a visible improvement on ${nEval} samples`);
+    console.log(gIoU.gain.lo > 0 ? "the gain's paired 95 % interval lies above 0" : "the gain's paired 95 % interval includes 0 (or lies below it)");
   }
 });
+

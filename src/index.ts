@@ -73,7 +73,11 @@ export { trainConfig, readTrainConfig, DEFAULT_TRAIN_CONFIG, type TrainConfig } 
 export { evaluate, readResults, type EvalRecord, type EvaluateOptions } from './eval/evaluate.ts';
 export { tokenBands, tokenScatter } from './eval/figures.ts';
 export { evaluateOnWorld, type WorldPolicyReport } from './eval/world_policy.ts';
+export { readResultsFile, provenanceMismatch, type EvalProvenance } from './eval/evaluate.ts';
+export * from './eval/bootstrap.ts';
+export * from './eval/ablation_table.ts';
 
 // CLI helpers and atomic writes (the examples' building blocks)
 export { runCli, parseCli, UsageError } from './util/cli.ts';
+export { didYouMean } from './util/cli.ts';
 export { writeJsonAtomic, writeFileAtomic } from './io/atomic.ts';

@@ -44,7 +44,7 @@ test('pretrain policy checks --align-steps before it trains or writes anything',
   const out = path.join(tmp, 'bad-align');
   const r = spawnSync(process.execPath, ['--import', 'tsx', tool, 'policy', '--out', out, '--align-steps', '3'], { encoding: 'utf8' });
   assert.is(r.status, 1);
-  assert.match(r.stderr, 'tools/pretrain.ts: error: --align-steps wants D,M (two step counts), got "3"');
+  assert.match(r.stderr, 'tools/pretrain.ts: error: --align-steps wants D,M or L,D,M (step counts), got "3"');
   assert.not.ok(fs.existsSync(out), 'nothing written');
 });
 

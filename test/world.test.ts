@@ -14,6 +14,9 @@ import { CELL_OUTPUTS, cellTargets } from '../src/demo/cells.ts';
 import { pretrainVision } from '../src/demo/pretrain_vision.ts';
 import { alignPolicy } from '../src/demo/pretrain_align.ts';
 import { describeScene } from '../src/demo/describe.ts';
+import { locateItem } from '../src/demo/locate.ts';
+import { captionOf, describe, minimalDescription } from '../src/data/world/generator.ts';
+import { maskBox } from '../src/data/world/render.ts';
 import { packBatch, referenceExample, weightedNll } from '../src/demo/sft.ts';
 
 test('world samples are deterministic and the splits differ', () => {
@@ -81,20 +84,42 @@ test('held-out world measures: reward components, gIoU and the SAM2 box probe ar
   policy.model.dispose(); reference.dispose(); sam.dispose(); scorer.dispose();
 });
 
-test('cell targets: each centre marks its cell with its attributes, the larger object wins a shared cell, every cell knows its place', () => {
-  const o = (cx: number, cy: number, r: number, color: 'red' | 'blue') => ({ shape: 'ring' as const, color, size: 'small' as const, texture: 'dotted' as const, cx, cy, r });
+test('cell targets: each centre marks its cell with its attributes and its box and points in cell units, the larger object wins a shared cell, every cell knows its place', () => {
+  const o = (cx: number, cy: number, r: number, color: 'red' | 'blue') => ({
+    shape: 'ring' as const, color, size: 'small' as const, texture: 'dotted' as const, cx, cy, r,
+    box: [cx - r, cy - r, cx + r, cy + r] as const, points: [[cx, cy], [cx + 1, cy]] as const,
+  });
   // 100 x 100 px as 4 x 4 cells of 25 px: (10, 60) is column 0, row 2; (30, 30) and (40, 45) share column 1, row 1
   const t = cellTargets([o(10, 60, 5, 'red'), o(30, 30, 4, 'red'), o(40, 45, 9, 'blue')], 100, 100, 4, 4);
   assert.equal(Array.from(t.objectness).map((v, k) => (v ? k : -1)).filter(k => k >= 0), [5, 8]);
   assert.is(t.color[8], 0, 'red is COLORS[0]');
   assert.is(t.color[5], 2, 'the larger (blue) object owns the shared cell');
   assert.is(t.color[0], -1);
-  assert.equal(Array.from(t.geometry.slice(8 * 5, 8 * 5 + 5)).map(v => +v.toFixed(4)), [0.4, 0.4, 0.1, 0.6, 0.05]);
-  assert.equal(Array.from(t.position.slice(15 * 2, 16 * 2)), [1, 1]);
-  assert.equal(Array.from(t.position.slice(4 * 2, 5 * 2)), [0, 1 / 3].map(Math.fround));
+  // cell 8 holds the red object: box 5..15 x 55..65 -> 0.2, 2.2, 0.6, 2.6 cells; points (10, 60), (11, 60)
+  assert.equal(Array.from(t.geometry.slice(8 * 8, 9 * 8)).map(v => +v.toFixed(4)), [0.2, 2.2, 0.6, 2.6, 0.4, 2.4, 0.44, 2.4]);
+  // cell 5 holds the blue object, box 31..49 x 36..54
+  assert.equal(Array.from(t.geometry.slice(5 * 8, 5 * 8 + 4)).map(v => +v.toFixed(4)), [1.24, 1.44, 1.96, 2.16]);
+  assert.ok(t.geometry.slice(0, 8).every(v => v === 0), 'no centre, no geometry');
+  assert.equal(Array.from(t.position.slice(15 * 2, 16 * 2)), [3.5, 3.5]);
+  assert.equal(Array.from(t.position.slice(4 * 2, 5 * 2)), [0.5, 1.5]);
   // a centre on the far edge stays in the last cell
   assert.equal(Array.from(cellTargets([o(100, 100, 3, 'red')], 100, 100, 4, 4).objectness).indexOf(1), 15);
-  assert.is(CELL_OUTPUTS, 1 + 6 + 5 + 3 + 2 + 5 + 2);
+  assert.is(CELL_OUTPUTS, 1 + 6 + 5 + 3 + 2 + 8 + 2);
+});
+
+test('world backgrounds carry the fixed place ramps: red rises to the right and green downwards in every scene', () => {
+  for (let i = 0; i < 6; i++) {
+    const { image } = worldSample('val', i);
+    const { width: W, height: H, data } = image;
+    // the mean over a 12-px strip along each edge (objects included: the ramps are 48 levels)
+    const mean = (x0: number, y0: number, w: number, h: number, c: number) => {
+      let s = 0;
+      for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) s += data[(y * W + x) * 3 + c];
+      return s / (w * h);
+    };
+    assert.ok(mean(W - 12, 0, 12, H, 0) - mean(0, 0, 12, H, 0) > 15, `val ${i}: red rises left to right`);
+    assert.ok(mean(0, H - 12, W, 12, 1) - mean(0, 0, W, 12, 1) > 15, `val ${i}: green rises top to bottom`);
+  }
 });
 
 test('vision pretraining changes only the vision tower and leaks nothing; the image-use probe compares own and other images', () => {
@@ -142,13 +167,31 @@ test('alignment trains the decoder only, refuses a trainable vision tower, and l
   const snapshot = () => new Map([...policy.model.namedParameters()].map(([n, v]) => [n, v.dataSync().slice()]));
   const a = snapshot();
   const before = tf.memory().numTensors;
-  const r = alignPolicy(policy, { describeSteps: 1, mixedSteps: 2, lr: 1e-2 });
+  // locate, describe, and a mixed cycle of reference, description and locate batches
+  const r = alignPolicy(policy, { locateSteps: 1, describeSteps: 1, mixedSteps: 3, lr: 1e-2 });
   assert.is(tf.memory().numTensors, before, 'flat tensor count after alignment');
-  assert.ok(Number.isFinite(r.describeLoss) && r.describeLoss > 0 && Number.isFinite(r.mixedLoss) && r.mixedLoss > 0, JSON.stringify(r));
+  assert.ok([r.locateLoss, r.describeLoss, r.mixedLoss].every(x => Number.isFinite(x) && x > 0), JSON.stringify(r));
   const b = snapshot();
   const changed = [...a.keys()].filter(n => a.get(n)!.some((x, i) => x !== b.get(n)![i]));
   assert.ok(changed.length > 0 && changed.every(n => !n.startsWith('visual.')), `changed: ${changed.slice(0, 4).join(', ')}`);
   policy.model.dispose(); reference.dispose();
+});
+
+test('locate items: the box of the object asked about, in the view, by its singling-out description or its caption', () => {
+  const s = worldSample('val', 5, { frame: 112 });
+  const W = s.image.width;
+  const n = s.objects.length;
+  for (let k = 0; k < 2 * n; k++) {
+    const item = locateItem(s, k, 112);
+    const i = k % s.objects.length;
+    if (!item) { assert.is(minimalDescription(s.objects, i), null); continue; }
+    const box = maskBox(s.masks[i], W, W).map(x => Math.round((x * 112) / W));
+    assert.equal(item.box, box);
+    assert.is(item.answer, `[${box.join(', ')}]`);
+    assert.is(item.query, `Where is ${Math.floor(k / n) % 2 ? captionOf(s.objects[i]) : describe(s.objects[i], minimalDescription(s.objects, i)!)}?`);
+  }
+  // k = n: the target (object 0) by its caption, the words of the think's final sentence
+  assert.is(locateItem(s, n, 112)!.query, `Where is ${captionOf(s.objects[0])}?`);
 });
 
 test('packBatch left-pads prompts, right-pads responses, and lays the weights out per row', () => {

@@ -38,9 +38,11 @@ const SPEC = {
     'answer-weight': { type: 'number', min: 0, help: 'policy: loss weight of the answer tokens (default 1)' },
     'vision-steps': { type: 'int', min: 0, help: 'policy: steps of the dense vision stage first (default 0)' },
     'vision-lr': { type: 'number', min: 0, help: 'policy: learning rate of the vision stage (default 3e-3)' },
-    'align-steps': { type: 'string', placeholder: '<D,M>', help: 'policy: D description steps, then M mixed steps (the alignment stage)' },
+    'align-steps': { type: 'string', placeholder: '<[L,]D,M>', help: 'policy: L locate steps (default 0), D description steps, then M mixed steps (the alignment stage)' },
     'align-lr': { type: 'number', min: 0, help: 'policy: learning rate of the alignment stage (default 1e-3)' },
     'ground-weight': { type: 'number', min: 0, help: "policy: weight of the think's final sentence and the answer in mixed steps (default 10)" },
+    size: { type: 'string', placeholder: '<demo|ground>', help: "policy: the model size (src/demo/models.ts; default ground; demo is the shipped policy's)" },
+    'probe-every': { type: 'int', min: 0, help: 'policy: log the teacher-forced box probe on 32 val samples every N alignment steps (default 0: never)' },
   },
   examples: ['npx tsx tools/pretrain.ts clip --out weights/demo/clip', 'npx tsx tools/pretrain.ts policy --out /tmp/p --steps 300 --vision-steps 400'],
 } as const;
@@ -52,13 +54,21 @@ const what = positionals[0];
 if (!['clip', 'sam2', 'policy'].includes(what)) {
   process.exit(reportError(SPEC, new UsageError(`the model must be clip, sam2 or policy, got ${JSON.stringify(what)}`)));
 }
-// --align-steps D,M: the alignment stage's two step counts (checked before anything is trained or written)
-let align: { describeSteps: number; mixedSteps: number } | undefined;
+// --align-steps [L,]D,M: the alignment stage's step counts (checked before anything is trained or written)
+let align: { locateSteps: number; describeSteps: number; mixedSteps: number } | undefined;
 if (what === 'policy' && values['align-steps']) {
-  const [D, M] = values['align-steps'].split(',').map(Number);
-  if (!(D >= 0 && M >= 0)) throw new UsageError(`--align-steps wants D,M (two step counts), got ${JSON.stringify(values['align-steps'])}`);
-  align = { describeSteps: D, mixedSteps: M };
+  const parts = values['align-steps'].split(',').map(Number);
+  const [L, D, M] = parts.length === 2 ? [0, ...parts] : parts;
+  if (!(parts.length === 2 || parts.length === 3) || ![L, D, M].every(x => Number.isInteger(x) && x >= 0)) {
+    throw new UsageError(`--align-steps wants D,M or L,D,M (step counts), got ${JSON.stringify(values['align-steps'])}`);
+  }
+  align = { locateSteps: L, describeSteps: D, mixedSteps: M };
 }
+function policySize(v: string | undefined): 'demo' | 'ground' | undefined {
+  if (v === undefined || v === 'demo' || v === 'ground') return v;
+  throw new UsageError(`--size wants demo or ground, got ${JSON.stringify(v)}`);
+}
+if (what === 'policy') policySize(values.size);
 await initBackend();
 const ctx: RunContext = {
   out: values.out,
@@ -81,6 +91,6 @@ if (what === 'policy') {
   pretrainPolicy(ctx, {
     steps: values.steps, lr: values.lr, batch: values.batch, view: values.view, freezeEncoder: values['freeze-encoder'], val: values.val,
     answerWeight: values['answer-weight'], visionSteps: values['vision-steps'], visionLr: values['vision-lr'],
-    align, alignLr: values['align-lr'], groundWeight: values['ground-weight'],
+    align, alignLr: values['align-lr'], groundWeight: values['ground-weight'], probeEvery: values['probe-every'], size: policySize(values.size),
   });
 }

@@ -1,21 +1,29 @@
 /**
  * Dense per-cell targets for pretraining the policy's vision tower on the world: one cell per
  * merged image token (the policy sees a gh x gw grid of them, raster order). Each cell says
- * whether an object's centre lies in it and, if so, that object's attributes and geometry; every
- * cell also carries its own normalised position, so the tower's features say where they are
- * (the Qwen2.5-VL vision tower has rotary positions only, no absolute ones).
+ * whether an object's centre lies in it and, if so, that object's attributes and its box and two
+ * inner points in the image, in cell units (x / cell width from the image's left edge); every cell
+ * also says where it is. The Qwen2.5-VL vision tower has rotary positions only, so on a uniform
+ * background its features could not say where their cell is; the world's background carries a
+ * fixed colour ramp (render.ts BG_PLACE) that they read it from.
  */
 import { COLORS, SHAPES, SIZES, TEXTURES, type WorldObject } from '../data/world/render.ts';
 
 /** the head's output layout, per cell */
 export const CELL_FIELDS = {
   objectness: 1, color: COLORS.length, shape: SHAPES.length, texture: TEXTURES.length, size: SIZES.length,
-  /** centre within the cell, centre in the image, half-extent: all in [0, 1] */
-  geometry: 5,
-  /** the cell's own (column, row) in [0, 1] */
+  /** box x1, y1, x2, y2 and points x1, y1, x2, y2 in the image, in cell units */
+  geometry: 8,
+  /** the cell's own centre (column + 0.5, row + 0.5), in cell units */
   position: 2,
 } as const;
 export const CELL_OUTPUTS = Object.values(CELL_FIELDS).reduce((a, b) => a + b, 0);
+
+/** an object with its mask's tight box and its two inner points, in image pixels */
+export interface CellObject extends WorldObject {
+  box: readonly [number, number, number, number];
+  points: readonly [readonly [number, number], readonly [number, number]];
+}
 
 export interface CellTargets {
   rows: number;
@@ -27,7 +35,7 @@ export interface CellTargets {
   shape: Int32Array;
   texture: Int32Array;
   size: Int32Array;
-  /** [cells, 5] (cx in cell, cy in cell, cx, cy, r), 0 where no centre */
+  /** [cells, 8] box and points in cell units, 0 where no centre */
   geometry: Float32Array;
   /** [cells, 2] */
   position: Float32Array;
@@ -37,22 +45,18 @@ export interface CellTargets {
  * Targets for an image of `width` x `height` pixels seen as `rows` x `cols` cells. Where two
  * centres share a cell, the larger object is the cell's.
  */
-export function cellTargets(objects: readonly WorldObject[], width: number, height: number, rows: number, cols: number): CellTargets {
+export function cellTargets(objects: readonly CellObject[], width: number, height: number, rows: number, cols: number): CellTargets {
   const n = rows * cols;
   const t: CellTargets = {
     rows, cols, objectness: new Float32Array(n), color: new Int32Array(n).fill(-1), shape: new Int32Array(n).fill(-1),
-    texture: new Int32Array(n).fill(-1), size: new Int32Array(n).fill(-1), geometry: new Float32Array(n * 5), position: new Float32Array(n * 2),
+    texture: new Int32Array(n).fill(-1), size: new Int32Array(n).fill(-1), geometry: new Float32Array(n * 8), position: new Float32Array(n * 2),
   };
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-    const k = r * cols + c;
-    t.position[k * 2] = cols > 1 ? c / (cols - 1) : 0;
-    t.position[k * 2 + 1] = rows > 1 ? r / (rows - 1) : 0;
-  }
-  const owner = new Array<WorldObject | null>(n).fill(null);
+  const cw = width / cols, ch = height / rows;
+  for (let k = 0; k < n; k++) t.position.set([(k % cols) + 0.5, Math.floor(k / cols) + 0.5], k * 2);
+  const owner = new Array<CellObject | null>(n).fill(null);
   for (const o of objects) {
-    const fx = Math.min(Math.max(o.cx / width, 0), 1 - 1e-6);
-    const fy = Math.min(Math.max(o.cy / height, 0), 1 - 1e-6);
-    const c = Math.floor(fx * cols), r = Math.floor(fy * rows);
+    const c = Math.min(Math.max(Math.floor(o.cx / cw), 0), cols - 1);
+    const r = Math.min(Math.max(Math.floor(o.cy / ch), 0), rows - 1);
     const k = r * cols + c;
     if (owner[k] && owner[k]!.r >= o.r) continue;
     owner[k] = o;
@@ -61,7 +65,9 @@ export function cellTargets(objects: readonly WorldObject[], width: number, heig
     t.shape[k] = SHAPES.indexOf(o.shape);
     t.texture[k] = TEXTURES.indexOf(o.texture);
     t.size[k] = SIZES.indexOf(o.size);
-    t.geometry.set([fx * cols - c, fy * rows - r, fx, fy, o.r / Math.max(width, height)], k * 5);
+    const rx = (x: number) => x / cw, ry = (y: number) => y / ch;
+    const [b, [p, q]] = [o.box, o.points];
+    t.geometry.set([rx(b[0]), ry(b[1]), rx(b[2]), ry(b[3]), rx(p[0]), ry(p[1]), rx(q[0]), ry(q[1])], k * 8);
   }
   return t;
 }

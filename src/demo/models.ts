@@ -23,8 +23,9 @@ export function worldCorpus(n = 400, frame = 840): string[] {
 }
 
 /** Train the world tokenizer and write tokenizer.json into `dir`; returns the ids of the special tokens. */
-export function writeWorldTokenizer(dir: string, opts: { merges?: number; corpus?: string[] } = {}): { vocabSize: number; ids: ReturnType<typeof specialIds> } {
-  const bpe = trainByteLevelBpe(opts.corpus ?? worldCorpus(), opts.merges ?? 700);
+export function writeWorldTokenizer(dir: string, opts: { merges?: number; corpus?: string[]; numbers?: number } = {}): { vocabSize: number; ids: ReturnType<typeof specialIds> } {
+  // numbers: every coordinate 0..numbers one token (tokenizer.ts numberMerges)
+  const bpe = trainByteLevelBpe(opts.corpus ?? worldCorpus(), opts.merges ?? 700, { numbers: opts.numbers });
   fs.mkdirSync(dir, { recursive: true });
   writeJsonAtomic(path.join(dir, 'tokenizer.json'), bpe.json);
   writeJsonAtomic(path.join(dir, 'tokenizer_config.json'), { model_max_length: 4096, eos_token: '<|im_end|>', pad_token: '<|endoftext|>' });
@@ -32,17 +33,34 @@ export function writeWorldTokenizer(dir: string, opts: { merges?: number; corpus
   return { vocabSize: base + SPECIAL_TOKENS.length, ids: specialIds(base) };
 }
 
-/** A Qwen2.5-VL config of the given width around a tokenizer's ids. */
-export function worldQwenConfig(tok: { vocabSize: number; ids: ReturnType<typeof specialIds> }, size: 'tiny' | 'demo' = 'demo'): QwenConfig {
-  const d = size === 'tiny' ? { h: 32, i: 64, l: 2, heads: 4, kv: 2, vh: 32, vi: 64, vd: 2, vheads: 2 } : { h: 128, i: 384, l: 4, heads: 4, kv: 2, vh: 64, vi: 128, vd: 2, vheads: 2 };
+/**
+ * A Qwen2.5-VL config of the given size around a tokenizer's ids: 'tiny' for tests, 'demo' the
+ * shipped demo policy's (weights/demo/policy/config.json), 'ground' the larger recipe under
+ * development for a demo policy that grounds (issue 22, RESULTS.md).
+ *
+ * 'ground' sets its own M-RoPE: the official layout (theta 1e6, sections [16, 24, 24] of a
+ * 128-wide head) scaled to a 64-wide head gives height and width frequencies of ~1e-3 rad per
+ * position, so the decoder can hardly tell one image token's place from another's (shuffling them
+ * left the old demo policy's NLL unchanged, RESULTS.md). With theta 1000 and sections [4, 8, 20],
+ * the height section turns 0.42-0.10 rad per row and the width section's first dimensions
+ * 0.075-0.032 rad per column, while its last ones (below 0.006) stay nearly unrotated over the
+ * few hundred positions of a prompt and response, for attention by content.
+ */
+export function worldQwenConfig(tok: { vocabSize: number; ids: ReturnType<typeof specialIds> }, size: 'tiny' | 'demo' | 'ground' = 'demo'): QwenConfig {
+  const d = size === 'tiny'
+    ? { h: 32, i: 64, l: 2, heads: 4, kv: 2, vh: 32, vi: 64, vd: 2, vheads: 2 }
+    : size === 'demo'
+      ? { h: 128, i: 384, l: 4, heads: 4, kv: 2, vh: 64, vi: 128, vd: 2, vheads: 2 }
+      : { h: 256, i: 768, l: 4, heads: 4, kv: 2, vh: 128, vi: 256, vd: 3, vheads: 4 };
   const headDim = d.h / d.heads;
   const sec = headDim / 2;
   const t = Math.floor(sec / 4) * 2;
   const hw = (sec - t) / 2;
+  const rope = size === 'ground' ? { rope_theta: 1000, mrope_section: [4, 8, 20] } : { mrope_section: [t, Math.ceil(hw), Math.floor(hw)] };
   return {
     ...QWEN2_5_VL_3B,
     vocab_size: tok.vocabSize, hidden_size: d.h, intermediate_size: d.i, num_hidden_layers: d.l, num_attention_heads: d.heads, num_key_value_heads: d.kv,
-    max_position_embeddings: 4096, mrope_section: [t, Math.ceil(hw), Math.floor(hw)], tie_word_embeddings: true,
+    max_position_embeddings: 4096, ...rope, tie_word_embeddings: true,
     bos_token_id: tok.ids['<|endoftext|>'], eos_token_id: tok.ids['<|im_end|>'], pad_token_id: tok.ids['<|endoftext|>'],
     image_token_id: tok.ids['<|image_pad|>'], video_token_id: tok.ids['<|video_pad|>'], vision_start_token_id: tok.ids['<|vision_start|>'], vision_end_token_id: tok.ids['<|vision_end|>'],
     vision_config: { ...QWEN2_5_VL_3B.vision_config, depth: d.vd, hidden_size: d.vh, intermediate_size: d.vi, num_heads: d.vheads, out_hidden_size: d.h, window_size: 112, fullatt_block_indexes: [d.vd - 1] },

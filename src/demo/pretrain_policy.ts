@@ -11,14 +11,17 @@ import { Qwen2_5_VL } from '../models/qwen2_5_vl/model.ts';
 import { PolicyTokenizer } from '../models/qwen2_5_vl/tokenizer.ts';
 import { loadQwenWeights } from '../models/qwen2_5_vl/weights.ts';
 import { makePolicy } from '../pipeline/policy.ts';
-import { qwenConfigJson, worldQwenConfig, writeWorldTokenizer } from './models.ts';
+import { qwenConfigJson, worldCorpus, worldQwenConfig, writeWorldTokenizer } from './models.ts';
+import { DESCRIBE_PROMPT } from './describe.ts';
 import { alignPolicy } from './pretrain_align.ts';
 import { saveModel, seedInit, trainLoop, trainSample, type Manifest, type RunContext } from './pretrain_loop.ts';
 import { pretrainVision } from './pretrain_vision.ts';
-import { policyImageUse } from './probes.ts';
+import { policyImageUse, policyLocateBox, policyTeacherForcedBox } from './probes.ts';
 import { referenceExample, weightedNll } from './sft.ts';
 
 export interface PolicyRecipe {
+  /** the model size (models.ts worldQwenConfig), default 'ground' */
+  size?: 'demo' | 'ground';
   /** default 300 */
   steps?: number;
   /** peak learning rate, default 3e-3 */
@@ -37,20 +40,23 @@ export interface PolicyRecipe {
   visionSteps?: number;
   /** learning rate of the vision stage, default 3e-3 */
   visionLr?: number;
-  /** the alignment stage: D description steps, then M mixed steps (needs freezeEncoder) */
-  align?: { describeSteps: number; mixedSteps: number };
+  /** the alignment stage: L locate steps, D description steps, then M mixed steps (needs freezeEncoder) */
+  align?: { locateSteps?: number; describeSteps: number; mixedSteps: number };
   /** learning rate of the alignment stage, default 1e-3 */
   alignLr?: number;
   /** weight of the think's final sentence and the answer in mixed steps, default 10 */
   groundWeight?: number;
+  /** log the teacher-forced box probe (probes.ts) on 32 val samples every N alignment steps (0: never) */
+  probeEvery?: number;
 }
 
 export function pretrainPolicy(ctx: RunContext, o: PolicyRecipe = {}): Manifest {
   const { out, seed } = ctx;
   const log = ctx.log ?? console.log;
   const view = o.view ?? 112;
-  const tokInfo = writeWorldTokenizer(out);
-  const cfg = worldQwenConfig(tokInfo, 'demo');
+  // every coordinate of the view (0..view) is one token, and the corpus's responses are in the view's frame
+  const tokInfo = writeWorldTokenizer(out, { numbers: view, corpus: [...worldCorpus(400, view), DESCRIBE_PROMPT] });
+  const cfg = worldQwenConfig(tokInfo, o.size ?? 'ground');
   const model = new Qwen2_5_VL(cfg);
   seedInit(model, seed);
   // init: continue from an earlier warm start (same tokenizer and sizes)
@@ -69,13 +75,14 @@ export function pretrainPolicy(ctx: RunContext, o: PolicyRecipe = {}): Manifest 
   // coordinates are a few tokens of a long response, so with equal weights the reasoning text
   // dominates and the policy learns the format long before it learns to ground
   const answerWeight = o.answerWeight ?? 1;
-  // align D,M: before the main loop, D steps on dense scene descriptions then M steps mixing
-  // them with ground-weighted reference responses (pretrain_align.ts)
+  // align L,D,M: before the main loop, L steps on locate questions, D steps on dense scene
+  // descriptions, then M steps mixing them with ground-weighted reference responses (pretrain_align.ts)
   let alignMetrics: Record<string, number> = {};
   if (o.align) {
-    const { describeSteps: D, mixedSteps: M } = o.align;
-    const r = alignPolicy(policy, { describeSteps: D, mixedSteps: M, lr: o.alignLr ?? 1e-3, answerWeight, groundWeight: o.groundWeight ?? 10 });
-    alignMetrics = { alignDescribeSteps: D, alignMixedSteps: M, alignDescribeLoss: r.describeLoss, alignMixedLoss: r.mixedLoss };
+    const { locateSteps: L = 0, describeSteps: D, mixedSteps: M } = o.align;
+    const probe = o.probeEvery ? { every: o.probeEvery, run: () => ({ ...policyTeacherForcedBox(policy, 'val', 32), locateIoUAbove05: policyLocateBox(policy, 'val', 32).iouAbove05 }) } : undefined;
+    const r = alignPolicy(policy, { locateSteps: L, describeSteps: D, mixedSteps: M, lr: o.alignLr ?? 1e-3, answerWeight, groundWeight: o.groundWeight ?? 10, probe, log });
+    alignMetrics = { ...(L ? { alignLocateSteps: L, alignLocateLoss: r.locateLoss } : {}), alignDescribeSteps: D, alignMixedSteps: M, alignDescribeLoss: r.describeLoss, alignMixedLoss: r.mixedLoss };
     log(`policy align: ${JSON.stringify(alignMetrics)}`);
   }
   const B = o.batch ?? 4;
@@ -85,7 +92,13 @@ export function pretrainPolicy(ctx: RunContext, o: PolicyRecipe = {}): Manifest 
   };
   const evaluate = () => {
     const r = policyImageUse(policy, 'val', o.val ?? 24);
-    return { ...visionMetrics, ...alignMetrics, valAnswerNll: r.answerNll, valAnswerNllOtherImage: r.otherImageNll };
+    const b = policyTeacherForcedBox(policy, 'val', 64);
+    const loc = policyLocateBox(policy, 'val', 64);
+    return {
+      valLocateIoUAbove05: loc.iouAbove05, valLocateMeanIoU: loc.meanIoU,
+      ...visionMetrics, ...alignMetrics, valAnswerNll: r.answerNll, valAnswerNllOtherImage: r.otherImageNll,
+      valTeacherForcedIoUAbove05: b.iouAbove05, valTeacherForcedMeanIoU: b.meanIoU, valTeacherForcedCaptionAcc: b.captionAcc,
+    };
   };
   return trainLoop(ctx, 'policy', model, o.steps ?? 300, o.lr ?? 3e-3, step, evaluate, () => {
     saveModel(out, model, qwenConfigJson(cfg));

@@ -6,8 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
-import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellTargets } from './cells.ts';
-import { worldSample, type Split } from '../data/world/generator.ts';
+import { CELL_FIELDS, CELL_OUTPUTS, cellTargets, type CellObject, type CellTargets } from './cells.ts';
+import { worldSample, type Split, type WorldSample } from '../data/world/generator.ts';
+import { inscribedPoints, maskBox } from '../data/world/render.ts';
 import { encodeImage, type Policy } from '../pipeline/policy.ts';
 import { AdamW, ownedVariable } from '../optim/adamw.ts';
 import { warmupCosine } from '../optim/schedule.ts';
@@ -15,6 +16,12 @@ import { optimizerStep } from '../optim/step.ts';
 import { Progress } from '../util/progress.ts';
 
 interface Batch { pixels: tf.Tensor2D; grids: [number, number, number][]; targets: CellTargets[] }
+
+/** every object of a sample with its mask's box and inner points */
+export function cellObjects(s: WorldSample): CellObject[] {
+  const { width: W, height: H } = s.image;
+  return s.objects.map((o, i) => ({ ...o, box: maskBox(s.masks[i], W, H), points: inscribedPoints(s.masks[i], W, H) }));
+}
 
 function batchOf(policy: Policy, split: Split, indices: number[]): Batch {
   const merge = policy.model.config.vision_config.spatial_merge_size;
@@ -26,7 +33,7 @@ function batchOf(policy: Policy, split: Split, indices: number[]): Batch {
     const enc = encodeImage(policy, s.image);
     px.push(enc.pixelValues);
     grids.push(enc.grid);
-    targets.push(cellTargets(s.objects, s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge));
+    targets.push(cellTargets(cellObjects(s), s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge));
   }
   const pixels = tf.concat(px, 0) as tf.Tensor2D;
   tf.dispose(px);
@@ -54,15 +61,17 @@ function probeLoss(out: tf.Tensor2D, t: CellTargets[]): tf.Scalar {
   const obj = tf.tensor2d(cat('objectness'), [out.shape[0], 1]);
   // binary cross-entropy with logits: softplus(x) - y x
   const bce = tf.mean(tf.sub(tf.softplus(f.objectness), tf.mul(obj, f.objectness)));
-  const geo = tf.div(tf.sum(tf.mul(tf.square(tf.sub(tf.sigmoid(f.geometry), tf.tensor2d(cat('geometry'), [out.shape[0], 5]))), obj)), tf.maximum(tf.sum(obj), 1));
-  const pos = tf.mean(tf.square(tf.sub(tf.sigmoid(f.position), tf.tensor2d(cat('position'), [out.shape[0], 2]))));
+  // the geometry is regressed (cell units, 0..cells) with an L1 loss at object cells, the position at every cell
+  const geo = tf.div(tf.sum(tf.mul(tf.abs(tf.sub(f.geometry, tf.tensor2d(cat('geometry'), [out.shape[0], 8]))), obj)), tf.maximum(tf.mul(tf.sum(obj), 8), 1));
+  const pos = tf.mean(tf.abs(tf.sub(f.position, tf.tensor2d(cat('position'), [out.shape[0], 2]))));
   const ce = tf.addN([maskedCe(f.color, idx('color')), maskedCe(f.shape, idx('shape')), maskedCe(f.texture, idx('texture')), maskedCe(f.size, idx('size'))]);
-  return tf.addN([bce, ce, tf.mul(10, geo), tf.mul(10, pos)]) as tf.Scalar;
+  return tf.addN([bce, ce, tf.mul(4, geo), tf.mul(2, pos)]) as tf.Scalar;
 }
 
 /**
  * Train `policy.model.visual` for `steps` steps (batches of 16 train images, seeded) and return
- * its probe's val accuracies: objectness, colour and shape at object cells, mean centre error.
+ * its probe's val accuracies: objectness, colour and shape at object cells, and the mean absolute
+ * error of the box coordinates in view pixels.
  * Only the vision tower changes; the decoder's parameters are left as they are.
  */
 export function pretrainVision(policy: Policy, steps: number, lr: number, opts: { batch?: number; seed?: number; val?: number } = {}): Record<string, number> {
@@ -94,10 +103,9 @@ export function pretrainVision(policy: Policy, steps: number, lr: number, opts: 
   const out = tf.tidy(() => run(b));
   b.pixels.dispose();
   const f = fields(out);
-  const geoT = tf.sigmoid(f.geometry);
-  const [o, col, shp, geo] = [f.objectness.dataSync(), f.color.arraySync(), f.shape.arraySync(), geoT.arraySync()];
-  tf.dispose([out, geoT, ...Object.values(f), ...probe.values()]);
-  let cells = 0, objOk = 0, objects = 0, colorOk = 0, shapeOk = 0, centreErr = 0;
+  const [o, col, shp, geo] = [f.objectness.dataSync(), f.color.arraySync(), f.shape.arraySync(), f.geometry.arraySync()];
+  tf.dispose([out, ...Object.values(f), ...probe.values()]);
+  let cells = 0, objOk = 0, objects = 0, colorOk = 0, shapeOk = 0, boxErr = 0;
   const argmax = (r: number[]) => r.indexOf(Math.max(...r));
   let k = 0;
   for (const t of b.targets) for (let c = 0; c < t.objectness.length; c++, k++) {
@@ -107,7 +115,7 @@ export function pretrainVision(policy: Policy, steps: number, lr: number, opts: 
     objects++;
     if (argmax(col[k]) === t.color[c]) colorOk++;
     if (argmax(shp[k]) === t.shape[c]) shapeOk++;
-    centreErr += Math.hypot(geo[k][2] - t.geometry[c * 5 + 2], geo[k][3] - t.geometry[c * 5 + 3]) * policy.viewSize;
+    for (let j = 0; j < 4; j++) boxErr += (Math.abs(geo[k][j] - t.geometry[c * 8 + j]) * policy.viewSize) / (j % 2 ? t.rows : t.cols) / 4;
   }
-  return { visionSteps: steps, visionObjectnessAcc: objOk / cells, visionColorAcc: colorOk / objects, visionShapeAcc: shapeOk / objects, visionCentreErrPx: centreErr / objects };
+  return { visionSteps: steps, visionObjectnessAcc: objOk / cells, visionColorAcc: colorOk / objects, visionShapeAcc: shapeOk / objects, visionBoxErrPx: boxErr / objects };
 }

@@ -6,11 +6,16 @@
 import { referenceResponse, worldSample, type Split } from '../data/world/generator.ts';
 import type { ImageU8 } from '../io/resample.ts';
 import { sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
-import { answerTokenSpan, encodePrompt, type Policy } from '../pipeline/policy.ts';
+import { answerTokenSpan, encodeImage, encodePrompt, type Policy } from '../pipeline/policy.ts';
+import { chatPrompt } from '../models/qwen2_5_vl/processor.ts';
+import { locateItem } from './locate.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
 import { iouOf, maskIntersectionUnion } from '../eval/metrics.ts';
+import { boxIou } from '../rewards/components.ts';
+import { packBatch } from './sft.ts';
+import * as tf from '@tensorflow/tfjs-core';
 
 const maskIoU = (a: ArrayLike<number>, b: ArrayLike<number>) => iouOf(maskIntersectionUnion(a, b));
 
@@ -91,4 +96,102 @@ export function policyImageUse(policy: Policy, split: Split, n: number): { answe
     other += answerNll(s, worldSample(split, n + i, { frame: v }).image);
   }
   return { answerNll: own / n, otherImageNll: other / n, gap: (other - own) / n, n };
+}
+
+/**
+ * Can the policy place the target once it is told everything before? Teacher-forced on the
+ * reference response, each coordinate of the answer's bbox is the decoder's argmax at its position;
+ * returns the rate of boxes with IoU > 0.5 against the ground truth (the IoU reward's test), their
+ * mean IoU, and the rate at which every argmax token of the think's final sentence (the target's
+ * caption and place) matches the reference. An upper bound on
+ * greedy decoding, one forward pass per batch of 8: the warm start's progress measure.
+ */
+export function policyTeacherForcedBox(policy: Policy, split: Split, n: number): { iouAbove05: number; meanIoU: number; captionAcc: number; n: number } {
+  const v = policy.viewSize;
+  const tok = policy.tokenizer;
+  const imEnd = tok.tokenId('<|im_end|>');
+  let above = 0, sum = 0, capOk = 0;
+  for (let start = 0; start < n; start += 8) {
+    const samples = Array.from({ length: Math.min(8, n - start) }, (_, k) => worldSample(split, start + k, { frame: v }));
+    const ex = samples.map(s => {
+      const enc = encodePrompt(policy, s.image, s.query);
+      const text = referenceResponse(s, v);
+      return { enc, text, resp: [...tok.encode(text), imEnd] };
+    });
+    const p = packBatch(ex.map(e => ({ ids: e.enc.ids, resp: e.resp, weights: new Float32Array(e.resp.length) })), policy.model.config.pad_token_id);
+    const L = p.promptLength + p.responseLength;
+    const pred = tf.tidy(() => {
+      const pixels = tf.concat(ex.map(e => e.enc.pixelValues), 0) as tf.Tensor2D;
+      const out = policy.model.forward({ ids: p.ids, batch: p.batch, length: L, attentionMask: p.attentionMask, pixelValues: pixels, grids: ex.map(e => e.enc.grid) });
+      return tf.argMax(out.logits.slice([0, p.promptLength - 1, 0], [p.batch, p.responseLength, -1]), -1);
+    });
+    const am = pred.dataSync();
+    pred.dispose();
+    tf.dispose(ex.map(e => e.enc.pixelValues));
+    ex.forEach((e, b) => {
+      const R = p.responseLength;
+      const got = (i: number) => am[b * R + i];
+      // the answer's first four number tokens are the bbox
+      const [a, z] = answerTokenSpan(tok, e.text);
+      const box: number[] = [];
+      for (let i = a; i < z && box.length < 4; i++) {
+        if (/^\s?\d+$/.test(tok.decode([e.resp[i]]))) box.push(Number(tok.decode([got(i)]).trim()));
+      }
+      const gt = samples[b].box.map(x => Math.round((x * v) / samples[b].image.width));
+      const iou = box.length === 4 && box.every(Number.isFinite) ? boxIou(box, gt) : 0;
+      sum += iou;
+      if (iou > 0.5) above++;
+      // the think's final sentence, "It is <caption> in the <place>.": which object the policy picked
+      const end = e.text.indexOf('</think>');
+      const [ca, cz] = [tok.encode(e.text.slice(0, e.text.lastIndexOf('It is ', end))).length, tok.encode(e.text.slice(0, end)).length];
+      let ok = true;
+      for (let i = ca; i < cz; i++) if (got(i) !== e.resp[i]) ok = false;
+      if (ok) capOk++;
+    });
+  }
+  return { iouAbove05: above / n, meanIoU: sum / n, captionAcc: capOk / n, n };
+}
+
+/**
+ * The locate probe: teacher-forced on locate items (locate.ts) of `n` samples of a split, the
+ * decoder's argmax at each coordinate of `[x1, y1, x2, y2]`; returns the rate of boxes with IoU > 0.5
+ * against the item's box and their mean IoU. One forward pass per batch of 16.
+ */
+export function policyLocateBox(policy: Policy, split: Split, n: number): { iouAbove05: number; meanIoU: number; n: number } {
+  const v = policy.viewSize;
+  const tok = policy.tokenizer;
+  const imEnd = tok.tokenId('<|im_end|>');
+  let above = 0, sum = 0, seen = 0;
+  for (let start = 0; start < n; start += 16) {
+    const items = Array.from({ length: Math.min(16, n - start) }, (_, k) => {
+      const s = worldSample(split, start + k, { frame: v });
+      return { s, item: locateItem(s, start + k, v) };
+    }).filter(x => x.item !== null);
+    if (!items.length) continue;
+    const ex = items.map(({ s, item }) => {
+      const e = encodeImage(policy, s.image);
+      return { ids: tok.encode(chatPrompt(item!.query, e.tokens)), resp: [...tok.encode(item!.answer), imEnd], pixels: e.pixelValues, grid: e.grid, box: item!.box };
+    });
+    const p = packBatch(ex.map(e => ({ ids: e.ids, resp: e.resp, weights: new Float32Array(e.resp.length) })), policy.model.config.pad_token_id);
+    const L = p.promptLength + p.responseLength;
+    const pred = tf.tidy(() => {
+      const pixels = tf.concat(ex.map(e => e.pixels), 0) as tf.Tensor2D;
+      const out = policy.model.forward({ ids: p.ids, batch: p.batch, length: L, attentionMask: p.attentionMask, pixelValues: pixels, grids: ex.map(e => e.grid) });
+      return tf.argMax(out.logits.slice([0, p.promptLength - 1, 0], [p.batch, p.responseLength, -1]), -1);
+    });
+    const am = pred.dataSync();
+    pred.dispose();
+    tf.dispose(ex.map(e => e.pixels));
+    ex.forEach((e, b) => {
+      const box: number[] = [];
+      for (let i = 0; i < e.resp.length && box.length < 4; i++) {
+        if (/^\s?\d+$/.test(tok.decode([e.resp[i]]))) box.push(Number(tok.decode([am[b * p.responseLength + i]]).trim()));
+      }
+      const iou = box.length === 4 && box.every(Number.isFinite) ? boxIou(box, e.box) : 0;
+      sum += iou;
+      if (iou > 0.5) above++;
+      seen++;
+    });
+  }
+  return { iouAbove05: seen ? above / seen : 0, meanIoU: seen ? sum / seen : 0, n: seen };
 }

@@ -26,8 +26,48 @@ export interface TokenizerJson {
   json: object;
 }
 
-/** Learn `merges` BPE merges from a corpus (deterministic: ties broken by the pair's string). */
-export function trainByteLevelBpe(corpus: string[], merges: number): TokenizerJson {
+/**
+ * Merges that make every integer 0..max one token, with or without its leading space ("Ġ274" and
+ * "274"), whatever order BPE applies them in: first "Ġ" + digit, then the two-digit prefixes (the
+ * spaced ones first, so a spaced number always grows from its left), then each three-digit number
+ * from both of its splits ("27"+"4" and "2"+"74"), since an unspaced number may merge either pair first.
+ */
+export function numberMerges(max: number): [string, string][] {
+  if (max > 999) throw new Error(`numberMerges: ${max} has more than three digits`);
+  const out: [string, string][] = [];
+  for (let d = 0; d <= Math.min(9, max); d++) out.push(['Ġ', String(d)]);
+  const two = [];
+  for (let n = 10; n <= Math.min(99, max); n++) two.push(String(n));
+  for (const n of two) out.push(['Ġ' + n[0], n[1]]);
+  for (const n of two) out.push([n[0], n[1]]);
+  for (let n = 100; n <= max; n++) {
+    const s = String(n);
+    out.push(['Ġ' + s.slice(0, 2), s[2]], [s.slice(0, 2), s[2]]);
+    if (s[1] !== '0') out.push([s[0], s.slice(1)]);
+  }
+  return out;
+}
+
+/** byte-pair merging of one word's symbols by merge rank (lowest first), as BPE tokenizers apply it */
+function applyMerges(syms: string[], ranks: Map<string, number>): string[] {
+  let s = syms;
+  for (;;) {
+    let best = -1, br = Infinity;
+    for (let i = 0; i + 1 < s.length; i++) {
+      const r = ranks.get(`${s[i]} ${s[i + 1]}`);
+      if (r !== undefined && r < br) { br = r; best = i; }
+    }
+    if (best < 0) return s;
+    s = [...s.slice(0, best), s[best] + s[best + 1], ...s.slice(best + 2)];
+  }
+}
+
+/**
+ * Learn `merges` BPE merges from a corpus (deterministic: ties broken by the pair's string).
+ * `numbers`: first the merges of numberMerges(numbers), so every coordinate the policy writes
+ * (0..numbers) is a single token; the learned merges follow them.
+ */
+export function trainByteLevelBpe(corpus: string[], merges: number, opts: { numbers?: number } = {}): TokenizerJson {
   const alpha = byteAlphabet();
   const enc = new TextEncoder();
   const words = new Map<string, number>();
@@ -36,9 +76,16 @@ export function trainByteLevelBpe(corpus: string[], merges: number): TokenizerJs
     for (const b of enc.encode(m[0])) w += alpha[b];
     words.set(w, (words.get(w) ?? 0) + 1);
   }
-  let seqs = [...words].map(([w, c]) => ({ syms: Array.from(w), c }));
   const vocab: string[] = [...alpha].sort();
   const learned: string[] = [];
+  const fixed = opts.numbers === undefined ? [] : numberMerges(opts.numbers);
+  const ranks = new Map(fixed.map(([a, b], i) => [`${a} ${b}`, i]));
+  const known = new Set(vocab);
+  for (const [a, b] of fixed) {
+    learned.push(`${a} ${b}`);
+    if (!known.has(a + b)) { known.add(a + b); vocab.push(a + b); }
+  }
+  let seqs = [...words].map(([w, c]) => ({ syms: fixed.length ? applyMerges(Array.from(w), ranks) : Array.from(w), c }));
   for (let k = 0; k < merges; k++) {
     const counts = new Map<string, number>();
     for (const s of seqs) for (let i = 0; i + 1 < s.syms.length; i++) {
@@ -51,7 +98,8 @@ export function trainByteLevelBpe(corpus: string[], merges: number): TokenizerJs
     if (!best) break;
     const [a, b] = best.split(' ');
     learned.push(best);
-    vocab.push(a + b);
+    // (without number merges, exactly the plain learner: every merge appends its token)
+    if (!fixed.length || !known.has(a + b)) { known.add(a + b); vocab.push(a + b); }
     seqs = seqs.map(s => {
       const out: string[] = [];
       for (let i = 0; i < s.syms.length; i++) {

@@ -64,7 +64,7 @@ function matches(o: WorldObject, t: WorldObject, attrs: Attr[]): boolean {
 }
 
 /** the smallest attribute set (shape preferred) that singles out objects[t] */
-function minimalDescription(objects: WorldObject[], t: number): Attr[] | null {
+export function minimalDescription(objects: WorldObject[], t: number): Attr[] | null {
   const subsets: Attr[][] = [];
   for (let m = 1; m < 16; m++) subsets.push(ATTRS.filter((_, i) => m & (1 << i)));
   subsets.sort((a, b) => a.length - b.length || Number(b.includes('shape')) - Number(a.includes('shape')));

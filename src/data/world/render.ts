@@ -68,16 +68,23 @@ function textured(o: WorldObject, x: number, y: number): boolean {
   return true;
 }
 
+/** the span, in levels of 0-255, of the background's fixed left-to-right red and top-to-bottom green ramps */
+export const BG_PLACE = 48;
+
 /** Draw a scene with the given objects. */
 export function renderScene(width: number, height: number, objects: WorldObject[], seed: string): Scene {
   const rng = seedrandom(`bg:${seed}`);
   const base = [60 + rng() * 150, 60 + rng() * 150, 60 + rng() * 150];
-  const grad = [(rng() - 0.5) * 80, (rng() - 0.5) * 80, (rng() - 0.5) * 80];
+  const grad = [(rng() - 0.5) * 40, (rng() - 0.5) * 40, (rng() - 0.5) * 40];
   const noise = 6 + rng() * 10;
   const data = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
     const t = (x + y) / (width + height);
-    for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base[c] + grad[c] * t + (rng() - 0.5) * noise)));
+    // the same in every scene: red rises to the right, green downwards, so a patch of background says
+    // where it is (its colour against the scene's mean); a vision tower with rotary positions only
+    // cannot tell absolute position otherwise, and the decoder's M-RoPE reads it only with difficulty
+    const place = [BG_PLACE * (x / width - 0.5), BG_PLACE * (y / height - 0.5), 0];
+    for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base[c] + grad[c] * t + place[c] + (rng() - 0.5) * noise)));
   }
   const masks = objects.map(() => new Uint8Array(width * height));
   objects.forEach((o, k) => {

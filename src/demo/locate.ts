@@ -1,0 +1,37 @@
+/**
+ * Locate examples of the policy warm start: "Where is the red ring?" about one object of a world
+ * image, answered with that object's box in the policy's view, `[x1, y1, x2, y2]`. Every
+ * coordinate depends on the image, and the answer is a few tokens, so the decoder's whole loss is
+ * the retrieval the DPAD answer needs (find the described object among the image tokens, read its
+ * place), without a long response in which the text explains most tokens. The alignment stage
+ * (pretrain_align.ts) starts with them: with reference responses and descriptions alone the
+ * decoder learns to name the right object long before its coordinates depend on the image.
+ */
+import { captionOf, describe, minimalDescription, type WorldSample } from '../data/world/generator.ts';
+import { maskBox } from '../data/world/render.ts';
+
+export interface LocateItem {
+  /** the user turn */
+  query: string;
+  /** the response, without <|im_end|> */
+  answer: string;
+  /** the box in view pixels */
+  box: [number, number, number, number];
+}
+
+/**
+ * The locate item of sample `s` numbered `k` (a seeded choice, so a run is reproducible): object
+ * k mod n, described by its smallest singling-out description when floor(k / n) is even and by its
+ * full caption (the words the think's final sentence uses) when it is odd. Null when the object has no singling-out
+ * description (an identical twin) or no visible pixel.
+ */
+export function locateItem(s: WorldSample, k: number, view: number): LocateItem | null {
+  const i = k % s.objects.length;
+  const o = s.objects[i];
+  const attrs = minimalDescription(s.objects, i);
+  if (!attrs || !s.masks[i].some(v => v)) return null;
+  const W = s.image.width;
+  const box = maskBox(s.masks[i], W, s.image.height).map(x => Math.round((x * view) / W)) as [number, number, number, number];
+  const what = Math.floor(k / s.objects.length) % 2 === 0 ? describe(o, attrs) : captionOf(o);
+  return { query: `Where is ${what}?`, answer: `[${box.join(', ')}]`, box };
+}
