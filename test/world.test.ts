@@ -15,6 +15,7 @@ import { pretrainVision } from '../src/demo/pretrain_vision.ts';
 import { alignPolicy } from '../src/demo/pretrain_align.ts';
 import { describeScene } from '../src/demo/describe.ts';
 import { locateItem } from '../src/demo/locate.ts';
+import { initNumberEmbeddings, NUMBER_CODE_FREQUENCIES, numberCode } from '../src/demo/numbers.ts';
 import { captionOf, describe, minimalDescription } from '../src/data/world/generator.ts';
 import { maskBox } from '../src/data/world/render.ts';
 import { packBatch, referenceExample, weightedNll } from '../src/demo/sft.ts';
@@ -104,7 +105,12 @@ test('cell targets: each centre marks its cell with its attributes and its box a
   assert.equal(Array.from(t.position.slice(4 * 2, 5 * 2)), [0.5, 1.5]);
   // a centre on the far edge stays in the last cell
   assert.equal(Array.from(cellTargets([o(100, 100, 3, 'red')], 100, 100, 4, 4).objectness).indexOf(1), 15);
-  assert.is(CELL_OUTPUTS, 1 + 6 + 5 + 3 + 2 + 8 + 2);
+  assert.is(CELL_OUTPUTS, 1 + 6 + 5 + 3 + 2 + 8 + 2 + 8 * 2 * NUMBER_CODE_FREQUENCIES);
+  // the codes: cell 8's x1 is 5 px of a 100-px image, 5.6 px in a 112-px view
+  const t112 = cellTargets([o(10, 60, 5, 'red')], 100, 100, 4, 4, 112);
+  const F2 = 2 * NUMBER_CODE_FREQUENCIES;
+  assert.equal(Array.from(t112.code.slice(8 * 8 * F2, 8 * 8 * F2 + F2)), Array.from(numberCode(5.6, 112)));
+  assert.ok(t112.code.slice(0, 8 * F2).every(v => v === 0), 'no centre, no code');
 });
 
 test('world backgrounds carry the fixed place ramps: red rises to the right and green downwards in every scene', () => {
@@ -192,6 +198,24 @@ test('locate items: the box of the object asked about, in the view, by its singl
   }
   // k = n: the target (object 0) by its caption, the words of the think's final sentence
   assert.is(locateItem(s, n, 112)!.query, `Where is ${captionOf(s.objects[0])}?`);
+});
+
+test('number codes are ordinal, and the number tokens start with them', () => {
+  const dot = (x: Float32Array, y: Float32Array) => x.reduce((a, v, i) => a + v * y[i], 0);
+  const c = (v: number) => numberCode(v, 112);
+  assert.ok(Math.abs(dot(c(40), c(40)) - NUMBER_CODE_FREQUENCIES) < 1e-4, 'each cos/sin pair has norm 1');
+  // the code's self-similarity peaks at the value: 41 is nearer 40 than 44 is, and 44 nearer than 90
+  assert.ok(dot(c(40), c(41)) > dot(c(40), c(44)) && dot(c(40), c(44)) > dot(c(40), c(90)), [41, 44, 90].map(v => dot(c(40), c(v)).toFixed(3)).join(' '));
+  const { policy, reference } = tinyPolicy(4);
+  const set = initNumberEmbeddings(policy.model, policy.tokenizer, 112);
+  const e = [...policy.model.namedParameters()].find(([n]) => n === 'model.embed_tokens.weight')![1].arraySync() as number[][];
+  const id = policy.tokenizer.encode('7');
+  assert.is(id.length, 1);
+  const row = e[id[0]].slice(0, 2 * NUMBER_CODE_FREQUENCIES);
+  const scale = row[0] / numberCode(7, 112)[0];
+  assert.ok(row.every((v, d) => Math.abs(v - scale * numberCode(7, 112)[d]) < 1e-5), 'the row holds the scaled code of 7');
+  assert.ok(set >= 10, `${set} number rows set (the tiny tokenizer has at least the digits)`);
+  policy.model.dispose(); reference.dispose();
 });
 
 test('packBatch left-pads prompts, right-pads responses, and lays the weights out per row', () => {

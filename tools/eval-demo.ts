@@ -50,7 +50,9 @@ if (want('clip')) {
 if (want('policy')) {
   const policy = loadPolicyFrom(W);
   // does the policy look at its image? (answer NLL under its own image and another sample's)
-  result.policy = { ...(await evaluateOnWorld(policy, sam, scorer, { split: 'test', n: Number(values['policy-n']) })), imageUse: policyImageUse(policy, 'test', Number(values['policy-n'])) };
+  // the per-sample values stay out of the figures (and the manifest): the means are what is reported
+  const { perSample: _perSample, ...report } = await evaluateOnWorld(policy, sam, scorer, { split: 'test', n: Number(values['policy-n']) });
+  result.policy = { ...report, imageUse: policyImageUse(policy, 'test', Number(values['policy-n'])) };
   console.log('policy', JSON.stringify(result.policy));
 }
 writeJsonAtomic(values.out!, result);

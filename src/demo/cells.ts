@@ -5,9 +5,11 @@
  * inner points in the image, in cell units (x / cell width from the image's left edge); every cell
  * also says where it is. The Qwen2.5-VL vision tower has rotary positions only, so on a uniform
  * background its features could not say where their cell is; the world's background carries a
- * fixed colour ramp (render.ts BG_PLACE) that they read it from.
+ * fixed colour ramp (render.ts BG_PLACE) that they read it from. The geometry comes twice: as
+ * values, and as the Fourier code the number tokens start with (numbers.ts).
  */
 import { COLORS, SHAPES, SIZES, TEXTURES, type WorldObject } from '../data/world/render.ts';
+import { NUMBER_CODE_FREQUENCIES, numberCode } from './numbers.ts';
 
 /** the head's output layout, per cell */
 export const CELL_FIELDS = {
@@ -16,6 +18,8 @@ export const CELL_FIELDS = {
   geometry: 8,
   /** the cell's own centre (column + 0.5, row + 0.5), in cell units */
   position: 2,
+  /** the 8 geometry values in view pixels as numbers.ts codes (2F each), 0 where no centre */
+  code: 8 * 2 * NUMBER_CODE_FREQUENCIES,
 } as const;
 export const CELL_OUTPUTS = Object.values(CELL_FIELDS).reduce((a, b) => a + b, 0);
 
@@ -39,17 +43,20 @@ export interface CellTargets {
   geometry: Float32Array;
   /** [cells, 2] */
   position: Float32Array;
+  /** [cells, 8 * 2F] */
+  code: Float32Array;
 }
 
 /**
  * Targets for an image of `width` x `height` pixels seen as `rows` x `cols` cells. Where two
  * centres share a cell, the larger object is the cell's.
  */
-export function cellTargets(objects: readonly CellObject[], width: number, height: number, rows: number, cols: number): CellTargets {
+export function cellTargets(objects: readonly CellObject[], width: number, height: number, rows: number, cols: number, view = width): CellTargets {
   const n = rows * cols;
   const t: CellTargets = {
     rows, cols, objectness: new Float32Array(n), color: new Int32Array(n).fill(-1), shape: new Int32Array(n).fill(-1),
     texture: new Int32Array(n).fill(-1), size: new Int32Array(n).fill(-1), geometry: new Float32Array(n * 8), position: new Float32Array(n * 2),
+    code: new Float32Array(n * CELL_FIELDS.code),
   };
   const cw = width / cols, ch = height / rows;
   for (let k = 0; k < n; k++) t.position.set([(k % cols) + 0.5, Math.floor(k / cols) + 0.5], k * 2);
@@ -68,6 +75,9 @@ export function cellTargets(objects: readonly CellObject[], width: number, heigh
     const rx = (x: number) => x / cw, ry = (y: number) => y / ch;
     const [b, [p, q]] = [o.box, o.points];
     t.geometry.set([rx(b[0]), ry(b[1]), rx(b[2]), ry(b[3]), rx(p[0]), ry(p[1]), rx(q[0]), ry(q[1])], k * 8);
+    // in view pixels: x (image px) * view / width
+    const g = [b[0], b[1], b[2], b[3], p[0], p[1], q[0], q[1]].map((v, j) => (v * view) / (j % 2 ? height : width));
+    g.forEach((v, j) => t.code.set(numberCode(v, view), k * CELL_FIELDS.code + j * 2 * NUMBER_CODE_FREQUENCIES));
   }
   return t;
 }

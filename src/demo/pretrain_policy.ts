@@ -14,6 +14,7 @@ import { makePolicy } from '../pipeline/policy.ts';
 import { qwenConfigJson, worldCorpus, worldQwenConfig, writeWorldTokenizer } from './models.ts';
 import { DESCRIBE_PROMPT } from './describe.ts';
 import { alignPolicy } from './pretrain_align.ts';
+import { initNumberEmbeddings } from './numbers.ts';
 import { saveModel, seedInit, trainLoop, trainSample, type Manifest, type RunContext } from './pretrain_loop.ts';
 import { pretrainVision } from './pretrain_vision.ts';
 import { policyImageUse, policyLocateBox, policyTeacherForcedBox } from './probes.ts';
@@ -59,6 +60,8 @@ export function pretrainPolicy(ctx: RunContext, o: PolicyRecipe = {}): Manifest 
   const cfg = worldQwenConfig(tokInfo, o.size ?? 'ground');
   const model = new Qwen2_5_VL(cfg);
   seedInit(model, seed);
+  // the number tokens start with the Fourier code of their value (numbers.ts), as the dense vision stage teaches the tower
+  if (!ctx.init) initNumberEmbeddings(model, PolicyTokenizer.load(out), view);
   // init: continue from an earlier warm start (same tokenizer and sizes)
   if (ctx.init) loadQwenWeights(model, openCheckpoint(path.join(ctx.init, 'model.safetensors')));
   const policy = makePolicy(model, PolicyTokenizer.load(out), { viewSize: view });

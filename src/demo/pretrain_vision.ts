@@ -33,7 +33,7 @@ function batchOf(policy: Policy, split: Split, indices: number[]): Batch {
     const enc = encodeImage(policy, s.image);
     px.push(enc.pixelValues);
     grids.push(enc.grid);
-    targets.push(cellTargets(cellObjects(s), s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge));
+    targets.push(cellTargets(cellObjects(s), s.image.width, s.image.height, enc.grid[1] / merge, enc.grid[2] / merge, policy.viewSize));
   }
   const pixels = tf.concat(px, 0) as tf.Tensor2D;
   tf.dispose(px);
@@ -56,16 +56,18 @@ function maskedCe(logits: tf.Tensor2D, index: Int32Array): tf.Scalar {
 
 function probeLoss(out: tf.Tensor2D, t: CellTargets[]): tf.Scalar {
   const f = fields(out);
-  const cat = (k: 'objectness' | 'geometry' | 'position') => Float32Array.from(t.flatMap(x => Array.from(x[k])));
+  const cat = (k: 'objectness' | 'geometry' | 'position' | 'code') => Float32Array.from(t.flatMap(x => Array.from(x[k])));
   const idx = (k: 'color' | 'shape' | 'texture' | 'size') => Int32Array.from(t.flatMap(x => Array.from(x[k])));
   const obj = tf.tensor2d(cat('objectness'), [out.shape[0], 1]);
   // binary cross-entropy with logits: softplus(x) - y x
   const bce = tf.mean(tf.sub(tf.softplus(f.objectness), tf.mul(obj, f.objectness)));
   // the geometry is regressed (cell units, 0..cells) with an L1 loss at object cells, the position at every cell
   const geo = tf.div(tf.sum(tf.mul(tf.abs(tf.sub(f.geometry, tf.tensor2d(cat('geometry'), [out.shape[0], 8]))), obj)), tf.maximum(tf.mul(tf.sum(obj), 8), 1));
+  const C = CELL_FIELDS.code;
+  const code = tf.div(tf.sum(tf.mul(tf.square(tf.sub(f.code, tf.tensor2d(cat('code'), [out.shape[0], C]))), obj)), tf.maximum(tf.mul(tf.sum(obj), C), 1));
   const pos = tf.mean(tf.abs(tf.sub(f.position, tf.tensor2d(cat('position'), [out.shape[0], 2]))));
   const ce = tf.addN([maskedCe(f.color, idx('color')), maskedCe(f.shape, idx('shape')), maskedCe(f.texture, idx('texture')), maskedCe(f.size, idx('size'))]);
-  return tf.addN([bce, ce, tf.mul(4, geo), tf.mul(2, pos)]) as tf.Scalar;
+  return tf.addN([bce, ce, tf.mul(4, geo), tf.mul(2, pos), tf.mul(4, code)]) as tf.Scalar;
 }
 
 /**
