@@ -54,7 +54,8 @@ test('ablationMarkdown: the summary table (warm start without ±) and the per-se
   // baseline: gIoU 10, 20 -> 15.0 ± 7.1; cIoU 20, 30 -> 25.0 ± 7.1; #Tok 30, 40 -> 35.0 ± 7.1; S1 20, 22 -> 21.00 ± 1.41; S2 25 ± 0;
   // SNR 0.8, 0.9 -> 0.850 ± 0.071; S1/S2 0.8, 0.88 -> 0.840 ± 0.057; TS1 22, 24 -> 23.00 ± 1.41; TSNR 1, 1.1 -> 1.050 ± 0.071; TS1/TS2 1, 1.0909 -> 1.045 ± 0.064
   assert.is(lines[i + 3], '| baseline | 2 | 15.0 ± 7.1 | 25.0 ± 7.1 | 35.0 ± 7.1 | 21.00 ± 1.41 | 25.00 ± 0.00 | 0.850 ± 0.071 | 0.840 ± 0.057 | 23.00 ± 1.41 | 22.00 ± 0.00 | 1.050 ± 0.071 | 1.045 ± 0.064 |');
-  assert.is(lines[i + 4], '| dpad-binary | 1 | 30.0 ± 0.0 | 35.0 ± 0.0 | 20.0 ± 0.0 | 30.00 ± 0.00 | 24.00 ± 0.00 | 1.250 ± 0.000 | 1.250 ± 0.000 | 25.00 ± 0.00 | 20.00 ± 0.00 | 1.250 ± 0.000 | 1.250 ± 0.000 |');
+  // one seed: no ± (a spread of one value is not 0, it is unknown)
+  assert.is(lines[i + 4], '| dpad-binary | 1 | 30.0 | 35.0 | 20.0 | 30.00 | 24.00 | 1.250 | 1.250 | 25.00 | 20.00 | 1.250 | 1.250 |');
   const j = lines.indexOf('| method | seed | n | gIoU | cIoU | #Tok | S1 | S2 | SNR (mean of ratios) | SNR (ratio of means) | TS1 | TS2 | TSNR (mean of ratios) | TSNR (ratio of means) |');
   assert.ok(j > i + 4, 'the per-seed table follows the summary');
   assert.is(lines[j + 1], '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');

@@ -119,7 +119,7 @@ export function summarizeAblation(runs: readonly AblationRun[]): AblationSummary
 const cell = (m: AblationMetric, x: number) => (x * m.scale).toFixed(m.digits);
 
 /**
- * table.md: the summary (mean ± std over seeds; the warm start, one evaluation, without ±) and
+ * table.md: the summary (mean ± std over seeds; the warm start and one-seed variants without ±) and
  * the per-seed table. `title` is the heading; `notes` lines go under it.
  */
 export function ablationMarkdown(opts: { title: string; notes?: readonly string[]; warmStart?: MetricTable | null; runs: readonly AblationRun[] }): string {
@@ -134,7 +134,8 @@ export function ablationMarkdown(opts: { title: string; notes?: readonly string[
   );
   if (opts.warmStart) lines.push(`| warm-start | - | ${ABLATION_METRICS.map(m => cell(m, m.of(opts.warmStart!))).join(' | ')} |`);
   for (const r of summarizeAblation(opts.runs)) {
-    lines.push(`| ${r.variant} | ${r.seeds.length} | ${ABLATION_METRICS.map(m => `${cell(m, r.metrics[m.key].mean)} ± ${cell(m, r.metrics[m.key].std)}`).join(' | ')} |`);
+    // one seed has no spread to show: its cells are the value alone
+    lines.push(`| ${r.variant} | ${r.seeds.length} | ${ABLATION_METRICS.map(m => (r.metrics[m.key].n > 1 ? `${cell(m, r.metrics[m.key].mean)} ± ${cell(m, r.metrics[m.key].std)}` : cell(m, r.metrics[m.key].mean))).join(' | ')} |`);
   }
   lines.push('', '## Per seed', '', `| method | seed | n | ${labels.join(' | ')} |`, sep(labels.length + 3));
   if (opts.warmStart) lines.push(`| warm-start | - | ${opts.warmStart.n} | ${ABLATION_METRICS.map(m => cell(m, m.of(opts.warmStart!))).join(' | ')} |`);
