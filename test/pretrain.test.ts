@@ -48,4 +48,12 @@ test('pretrain policy checks --align-steps before it trains or writes anything',
   assert.not.ok(fs.existsSync(out), 'nothing written');
 });
 
+test('pretrain policy checks --size before it trains or writes anything', () => {
+  const out = path.join(tmp, 'bad-size');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', tool, 'policy', '--out', out, '--size', 'huge'], { encoding: 'utf8' });
+  assert.is(r.status, 1);
+  assert.match(r.stderr, 'tools/pretrain.ts: error: --size wants demo or ground, got "huge"');
+  assert.not.ok(fs.existsSync(out), 'nothing written');
+});
+
 test.run();

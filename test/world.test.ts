@@ -9,7 +9,7 @@ import { DPAD_PROMPT } from '../src/prompt/template.ts';
 import { tinyPolicy, tinySam, tinyScorer, tinyTokenizerDir } from './helpers/world.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateOnWorld } from '../src/eval/world_policy.ts';
-import { policyImageUse, sam2BoxIoU } from '../src/demo/probes.ts';
+import { policyImageUse, policyLocateBox, policyTeacherForcedBox, sam2BoxIoU } from '../src/demo/probes.ts';
 import { CELL_OUTPUTS, cellTargets } from '../src/demo/cells.ts';
 import { pretrainVision } from '../src/demo/pretrain_vision.ts';
 import { alignPolicy } from '../src/demo/pretrain_align.ts';
@@ -215,6 +215,20 @@ test('number codes are ordinal, and the number tokens start with them', () => {
   const scale = row[0] / numberCode(7, 112)[0];
   assert.ok(row.every((v, d) => Math.abs(v - scale * numberCode(7, 112)[d]) < 1e-5), 'the row holds the scaled code of 7');
   assert.ok(set >= 10, `${set} number rows set (the tiny tokenizer has at least the digits)`);
+  policy.model.dispose(); reference.dispose();
+});
+
+test('teacher-forced probes: box and locate rates in [0, 1] over the items they saw, and no tensor left behind', () => {
+  const { policy, reference } = tinyPolicy(4);
+  const before = tf.memory().numTensors;
+  const tfb = policyTeacherForcedBox(policy, 'val', 3);
+  const loc = policyLocateBox(policy, 'val', 17);
+  assert.is(tf.memory().numTensors, before, 'flat tensor count after both probes');
+  assert.is(tfb.n, 3);
+  for (const x of [tfb.iouAbove05, tfb.meanIoU, tfb.captionAcc, loc.iouAbove05, loc.meanIoU]) assert.ok(x >= 0 && x <= 1, JSON.stringify({ tfb, loc }));
+  // locate items exist for the val samples 0..16 except identical twins: two batches (16 + 1), each item counted once
+  const expected = Array.from({ length: 17 }, (_, k) => locateItem(worldSample('val', k, { frame: policy.viewSize }), k, policy.viewSize)).filter(Boolean).length;
+  assert.is(loc.n, expected);
   policy.model.dispose(); reference.dispose();
 });
 

@@ -9,6 +9,9 @@
  */
 import { captionOf, describe, minimalDescription, type WorldSample } from '../data/world/generator.ts';
 import { maskBox } from '../data/world/render.ts';
+import { chatPrompt } from '../models/qwen2_5_vl/processor.ts';
+import { encodeImage, type Policy } from '../pipeline/policy.ts';
+import type { WeightedExample } from './sft.ts';
 
 export interface LocateItem {
   /** the user turn */
@@ -34,4 +37,17 @@ export function locateItem(s: WorldSample, k: number, view: number): LocateItem 
   const box = maskBox(s.masks[i], W, s.image.height).map(x => Math.round((x * view) / W)) as [number, number, number, number];
   const what = Math.floor(k / s.objects.length) % 2 === 0 ? describe(o, attrs) : captionOf(o);
   return { query: `Where is ${what}?`, answer: `[${box.join(', ')}]`, box };
+}
+
+/**
+ * The locate item as a weighted example (weight 1 per response token, `<|im_end|>` last) with its
+ * box, or null where locateItem is. The example owns its pixels.
+ */
+export function locateExample(policy: Policy, s: WorldSample, k: number): (WeightedExample & { box: LocateItem['box'] }) | null {
+  const item = locateItem(s, k, policy.viewSize);
+  if (!item) return null;
+  const tok = policy.tokenizer;
+  const e = encodeImage(policy, s.image);
+  const resp = [...tok.encode(item.answer), tok.tokenId('<|im_end|>')];
+  return { ids: tok.encode(chatPrompt(item.query, e.tokens)), resp, weights: new Float32Array(resp.length).fill(1), pixels: e.pixelValues, grid: e.grid, box: item.box };
 }

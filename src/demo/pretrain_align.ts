@@ -15,7 +15,7 @@ import { warmup } from '../optim/schedule.ts';
 import { optimizerStep } from '../optim/step.ts';
 import { Progress } from '../util/progress.ts';
 import { DESCRIBE_PROMPT, describeScene } from './describe.ts';
-import { locateItem } from './locate.ts';
+import { locateExample } from './locate.ts';
 import { referenceExample, weightedNll, type WeightedExample } from './sft.ts';
 
 export interface AlignOptions {
@@ -46,17 +46,6 @@ function describeExample(policy: Policy, s: WorldSample): WeightedExample {
   return { ids, resp, weights: new Float32Array(resp.length).fill(1), pixels: e.pixelValues, grid: e.grid };
 }
 
-/** locate example k (locate.ts) of train sample `index`, or null where the item is */
-function locateExample(policy: Policy, index: number, k: number): WeightedExample | null {
-  const s = worldSample('train', index, { frame: policy.viewSize });
-  const item = locateItem(s, k, policy.viewSize);
-  if (!item) return null;
-  const e = encodeImage(policy, s.image);
-  const ids = policy.tokenizer.encode(chatPrompt(item.query, e.tokens));
-  const resp = [...policy.tokenizer.encode(item.answer), policy.tokenizer.tokenId('<|im_end|>')];
-  return { ids, resp, weights: new Float32Array(resp.length).fill(1), pixels: e.pixelValues, grid: e.grid };
-}
-
 type Phase = 'locate' | 'describe' | 'mixed';
 
 /** the step's batch: train samples from fixed index ranges, so a run is reproducible */
@@ -65,7 +54,7 @@ function stepBatch(policy: Policy, i: number, phase: Phase, o: { answerWeight: n
   const kind = phase !== 'mixed' ? phase : o.locate ? (['reference', 'describe', 'locate'] as const)[i % 3] : i % 2 === 1 ? 'describe' : 'reference';
   if (kind === 'locate') {
     // 16 items from 16 samples (index range 130000+), each a seeded object of its scene
-    return Array.from({ length: 16 }, (_, k) => locateExample(policy, 130000 + i * 16 + k, i * 16 + k)).filter((e): e is WeightedExample => e !== null);
+    return Array.from({ length: 16 }, (_, k) => locateExample(policy, worldSample('train', 130000 + i * 16 + k, { frame: v }), i * 16 + k)).filter((e): e is NonNullable<typeof e> => e !== null);
   }
   if (kind === 'describe') return Array.from({ length: 8 }, (_, k) => describeExample(policy, worldSample('train', 90000 + i * 8 + k, { frame: v })));
   return Array.from({ length: 4 }, (_, k) => referenceExample(policy, worldSample('train', 50000 + i * 4 + k, { frame: v }), o.answerWeight, o.groundWeight));

@@ -6,9 +6,8 @@
 import { referenceResponse, worldSample, type Split } from '../data/world/generator.ts';
 import type { ImageU8 } from '../io/resample.ts';
 import { sequenceLogProbs } from '../models/qwen2_5_vl/generate.ts';
-import { answerTokenSpan, encodeImage, encodePrompt, type Policy } from '../pipeline/policy.ts';
-import { chatPrompt } from '../models/qwen2_5_vl/processor.ts';
-import { locateItem } from './locate.ts';
+import { answerTokenSpan, encodePrompt, type Policy } from '../pipeline/policy.ts';
+import { locateExample } from './locate.ts';
 import type { Sam2Image } from '../models/sam2/model.ts';
 import { Sam2Predictor } from '../models/sam2/predictor.ts';
 import type { ClipScorer } from '../models/clip/scorer.ts';
@@ -99,6 +98,32 @@ export function policyImageUse(policy: Policy, split: Split, n: number): { answe
 }
 
 /**
+ * One teacher-forced pass over examples (prompt ids, response ids, pixels, grid): the decoder's
+ * argmax at each response position, row-major [B, R]. Disposes the examples' pixels.
+ */
+function teacherForcedArgmax(policy: Policy, ex: readonly { ids: readonly number[]; resp: number[]; pixels: tf.Tensor2D; grid: [number, number, number] }[]): { am: ArrayLike<number>; R: number } {
+  const p = packBatch(ex.map(e => ({ ids: e.ids, resp: e.resp, weights: new Float32Array(e.resp.length) })), policy.model.config.pad_token_id);
+  const pred = tf.tidy(() => {
+    const pixels = tf.concat(ex.map(e => e.pixels), 0) as tf.Tensor2D;
+    const out = policy.model.forward({ ids: p.ids, batch: p.batch, length: p.promptLength + p.responseLength, attentionMask: p.attentionMask, pixelValues: pixels, grids: ex.map(e => e.grid) });
+    return tf.argMax(out.logits.slice([0, p.promptLength - 1, 0], [p.batch, p.responseLength, -1]), -1);
+  });
+  const am = pred.dataSync();
+  pred.dispose();
+  tf.dispose(ex.map(e => e.pixels));
+  return { am, R: p.responseLength };
+}
+
+/** the predicted numbers at the first `count` number tokens of `resp` in [from, to) (NaN where the prediction is not a number) */
+function predictedNumbers(tok: Policy['tokenizer'], resp: readonly number[], got: (i: number) => number, from = 0, to = resp.length, count = 4): number[] {
+  const out: number[] = [];
+  for (let i = from; i < to && out.length < count; i++) {
+    if (/^\s?\d+$/.test(tok.decode([resp[i]]))) out.push(Number(tok.decode([got(i)]).trim()));
+  }
+  return out;
+}
+
+/**
  * Can the policy place the target once it is told everything before? Teacher-forced on the
  * reference response, each coordinate of the answer's bbox is the decoder's argmax at its position;
  * returns the rate of boxes with IoU > 0.5 against the ground truth (the IoU reward's test), their
@@ -116,27 +141,14 @@ export function policyTeacherForcedBox(policy: Policy, split: Split, n: number):
     const ex = samples.map(s => {
       const enc = encodePrompt(policy, s.image, s.query);
       const text = referenceResponse(s, v);
-      return { enc, text, resp: [...tok.encode(text), imEnd] };
+      return { ids: enc.ids, resp: [...tok.encode(text), imEnd], pixels: enc.pixelValues, grid: enc.grid, text };
     });
-    const p = packBatch(ex.map(e => ({ ids: e.enc.ids, resp: e.resp, weights: new Float32Array(e.resp.length) })), policy.model.config.pad_token_id);
-    const L = p.promptLength + p.responseLength;
-    const pred = tf.tidy(() => {
-      const pixels = tf.concat(ex.map(e => e.enc.pixelValues), 0) as tf.Tensor2D;
-      const out = policy.model.forward({ ids: p.ids, batch: p.batch, length: L, attentionMask: p.attentionMask, pixelValues: pixels, grids: ex.map(e => e.enc.grid) });
-      return tf.argMax(out.logits.slice([0, p.promptLength - 1, 0], [p.batch, p.responseLength, -1]), -1);
-    });
-    const am = pred.dataSync();
-    pred.dispose();
-    tf.dispose(ex.map(e => e.enc.pixelValues));
+    const { am, R } = teacherForcedArgmax(policy, ex);
     ex.forEach((e, b) => {
-      const R = p.responseLength;
       const got = (i: number) => am[b * R + i];
       // the answer's first four number tokens are the bbox
       const [a, z] = answerTokenSpan(tok, e.text);
-      const box: number[] = [];
-      for (let i = a; i < z && box.length < 4; i++) {
-        if (/^\s?\d+$/.test(tok.decode([e.resp[i]]))) box.push(Number(tok.decode([got(i)]).trim()));
-      }
+      const box = predictedNumbers(tok, e.resp, got, a, z);
       const gt = samples[b].box.map(x => Math.round((x * v) / samples[b].image.width));
       const iou = box.length === 4 && box.every(Number.isFinite) ? boxIou(box, gt) : 0;
       sum += iou;
@@ -160,33 +172,14 @@ export function policyTeacherForcedBox(policy: Policy, split: Split, n: number):
 export function policyLocateBox(policy: Policy, split: Split, n: number): { iouAbove05: number; meanIoU: number; n: number } {
   const v = policy.viewSize;
   const tok = policy.tokenizer;
-  const imEnd = tok.tokenId('<|im_end|>');
   let above = 0, sum = 0, seen = 0;
   for (let start = 0; start < n; start += 16) {
-    const items = Array.from({ length: Math.min(16, n - start) }, (_, k) => {
-      const s = worldSample(split, start + k, { frame: v });
-      return { s, item: locateItem(s, start + k, v) };
-    }).filter(x => x.item !== null);
-    if (!items.length) continue;
-    const ex = items.map(({ s, item }) => {
-      const e = encodeImage(policy, s.image);
-      return { ids: tok.encode(chatPrompt(item!.query, e.tokens)), resp: [...tok.encode(item!.answer), imEnd], pixels: e.pixelValues, grid: e.grid, box: item!.box };
-    });
-    const p = packBatch(ex.map(e => ({ ids: e.ids, resp: e.resp, weights: new Float32Array(e.resp.length) })), policy.model.config.pad_token_id);
-    const L = p.promptLength + p.responseLength;
-    const pred = tf.tidy(() => {
-      const pixels = tf.concat(ex.map(e => e.pixels), 0) as tf.Tensor2D;
-      const out = policy.model.forward({ ids: p.ids, batch: p.batch, length: L, attentionMask: p.attentionMask, pixelValues: pixels, grids: ex.map(e => e.grid) });
-      return tf.argMax(out.logits.slice([0, p.promptLength - 1, 0], [p.batch, p.responseLength, -1]), -1);
-    });
-    const am = pred.dataSync();
-    pred.dispose();
-    tf.dispose(ex.map(e => e.pixels));
+    const ex = Array.from({ length: Math.min(16, n - start) }, (_, k) => locateExample(policy, worldSample(split, start + k, { frame: v }), start + k))
+      .filter((e): e is NonNullable<typeof e> => e !== null);
+    if (!ex.length) continue;
+    const { am, R } = teacherForcedArgmax(policy, ex);
     ex.forEach((e, b) => {
-      const box: number[] = [];
-      for (let i = 0; i < e.resp.length && box.length < 4; i++) {
-        if (/^\s?\d+$/.test(tok.decode([e.resp[i]]))) box.push(Number(tok.decode([am[b * p.responseLength + i]]).trim()));
-      }
+      const box = predictedNumbers(tok, e.resp, i => am[b * R + i]);
       const iou = box.length === 4 && box.every(Number.isFinite) ? boxIou(box, e.box) : 0;
       sum += iou;
       if (iou > 0.5) above++;
