@@ -55,6 +55,24 @@ test('queries single out their target; all types and difficulties occur; the ref
   assert.equal([...diffs].sort(), ['Easy', 'Hard', 'Medium']);
 });
 
+test('Medium and Hard scenes carry a near twin of the target: a distractor that differs in exactly one attribute', () => {
+  const attrs = ['size', 'texture', 'color', 'shape'] as const;
+  const differing: Record<string, number> = {};
+  let scenes = 0;
+  for (let i = 0; i < 80; i++) {
+    const s = worldSample('val', i);
+    if (s.difficulty === 'Easy') continue;
+    scenes++;
+    const t = s.objects[s.target];
+    const twins = s.objects.filter((o, k) => k !== s.target && attrs.filter(a => o[a] !== t[a]).length === 1);
+    assert.ok(twins.length >= 1, `${s.id}: no distractor differs from the target in one attribute`);
+    const a = attrs.find(x => twins[0][x] !== t[x])!;
+    differing[a] = (differing[a] ?? 0) + 1;
+  }
+  assert.ok(scenes > 30, `${scenes} Medium and Hard scenes`);
+  assert.equal(Object.keys(differing).sort(), [...attrs].sort(), `every attribute is the differing one somewhere: ${JSON.stringify(differing)}`);
+});
+
 test('the world tokenizer loads through @huggingface/tokenizers, keeps special tokens whole and round-trips', () => {
   const tok = PolicyTokenizer.load(tinyTokenizerDir());
   const text = `<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>${DPAD_PROMPT}<|im_end|>`;
@@ -183,21 +201,27 @@ test('alignment trains the decoder only, refuses a trainable vision tower, and l
   policy.model.dispose(); reference.dispose();
 });
 
-test('locate items: the box of the object asked about, in the view, by its singling-out description or its caption', () => {
+test('locate items: the box of the object asked about, in the view, by the sample\'s query, its singling-out description or its caption', () => {
   const s = worldSample('val', 5, { frame: 112 });
   const W = s.image.width;
   const n = s.objects.length;
-  for (let k = 0; k < 2 * n; k++) {
+  for (let k = 0; k < 6 * n; k++) {
     const item = locateItem(s, k, 112);
-    const i = k % s.objects.length;
-    if (!item) { assert.is(minimalDescription(s.objects, i), null); continue; }
+    const i = k % 3 === 0 ? s.target : Math.floor(k / 3) % n;
+    if (!item) { assert.ok(k % 3 !== 0 && minimalDescription(s.objects, i) === null, `item ${k}`); continue; }
     const box = maskBox(s.masks[i], W, W).map(x => Math.round((x * 112) / W));
     assert.equal(item.box, box);
     assert.is(item.answer, `[${box.join(', ')}]`);
-    assert.is(item.query, `Where is ${Math.floor(k / n) % 2 ? captionOf(s.objects[i]) : describe(s.objects[i], minimalDescription(s.objects, i)!)}?`);
+    const what = k % 3 === 0 ? s.query : k % 3 === 1 ? describe(s.objects[i], minimalDescription(s.objects, i)!) : captionOf(s.objects[i]);
+    assert.is(item.query, `Where is ${what}?`);
   }
-  // k = n: the target (object 0) by its caption, the words of the think's final sentence
-  assert.is(locateItem(s, n, 112)!.query, `Where is ${captionOf(s.objects[0])}?`);
+  // k = 0: the target by the sample's own query, whatever its type; k = 2: object 0 (the target) by its caption
+  assert.is(locateItem(s, 0, 112)!.query, `Where is ${s.query}?`);
+  assert.is(locateItem(s, 2, 112)!.query, `Where is ${captionOf(s.objects[0])}?`);
+  // a relation query is asked as it is, not replaced by a description of the target
+  const r = Array.from({ length: 40 }, (_, j) => worldSample('val', j, { frame: 112 })).find(x => x.type === 'Relation');
+  assert.ok(r, 'a val relation sample');
+  assert.is(locateItem(r!, 0, 112)!.query, `Where is ${r!.query}?`);
 });
 
 test('number codes are ordinal, and the number tokens start with them', () => {

@@ -30,7 +30,7 @@ const SPEC = {
     init: { type: 'string', placeholder: '<dir>', help: 'start from this model directory' },
     every: { type: 'int', default: 100, min: 1, help: 'checkpoint every N steps' },
     vocab: { type: 'string', placeholder: '<file>', help: 'clip: the BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)' },
-    view: { type: 'int', default: 112, min: 28, help: 'policy: the square view it sees, in pixels' },
+    view: { type: 'int', default: 224, min: 28, help: 'policy: the square view it sees, in pixels (the shipped policy: 112)' },
     'image-size': { type: 'int', min: 16, help: 'sam2: the input resolution' },
     objects: { type: 'int', min: 1, help: 'sam2: prompts per image (default 4)' },
     'freeze-encoder': { type: 'boolean', help: 'sam2: freeze the image encoder; policy: freeze the vision tower' },

@@ -1,8 +1,9 @@
 /**
- * Locate examples of the policy warm start: "Where is the red ring?" about one object of a world
- * image, answered with that object's box in the policy's view, `[x1, y1, x2, y2]`. Every
- * coordinate depends on the image, and the answer is a few tokens, so the decoder's whole loss is
- * the retrieval the DPAD answer needs (find the described object among the image tokens, read its
+ * Locate examples of the policy warm start: "Where is the red ring?" (or the sample's own query,
+ * "Where is the triangle above the striped triangle?") about one object of a world image,
+ * answered with that object's box in the policy's view, `[x1, y1, x2, y2]`. Every coordinate
+ * depends on the image, and the answer is a few tokens, so the decoder's whole loss is the
+ * retrieval the DPAD answer needs (find the described object among the image tokens, read its
  * place), without a long response in which the text explains most tokens. The alignment stage
  * (pretrain_align.ts) starts with them: with reference responses and descriptions alone the
  * decoder learns to name the right object long before its coordinates depend on the image.
@@ -23,19 +24,22 @@ export interface LocateItem {
 }
 
 /**
- * The locate item of sample `s` numbered `k` (a seeded choice, so a run is reproducible): object
- * k mod n, described by its smallest singling-out description when floor(k / n) is even and by its
- * full caption (the words the think's final sentence uses) when it is odd. Null when the object has no singling-out
- * description (an identical twin) or no visible pixel.
+ * The locate item of sample `s` numbered `k` (a seeded choice, so a run is reproducible). Items
+ * cycle through three kinds: k mod 3 = 0 asks for the target by the sample's own query (an
+ * attribute, relation or logic query, the retrieval the DPAD answer needs); 1 and 2 ask for object
+ * floor(k / 3) mod n by its smallest singling-out description and by its full caption (the words the
+ * think's final sentence uses). Null when the object has no singling-out description (an identical
+ * twin) or no visible pixel.
  */
 export function locateItem(s: WorldSample, k: number, view: number): LocateItem | null {
-  const i = k % s.objects.length;
+  const kind = k % 3;
+  const i = kind === 0 ? s.target : Math.floor(k / 3) % s.objects.length;
   const o = s.objects[i];
   const attrs = minimalDescription(s.objects, i);
-  if (!attrs || !s.masks[i].some(v => v)) return null;
+  if ((kind !== 0 && !attrs) || !s.masks[i].some(v => v)) return null;
   const W = s.image.width;
   const box = maskBox(s.masks[i], W, s.image.height).map(x => Math.round((x * view) / W)) as [number, number, number, number];
-  const what = Math.floor(k / s.objects.length) % 2 === 0 ? describe(o, attrs) : captionOf(o);
+  const what = kind === 0 ? s.query : kind === 1 ? describe(o, attrs!) : captionOf(o);
   return { query: `Where is ${what}?`, answer: `[${box.join(', ')}]`, box };
 }
 

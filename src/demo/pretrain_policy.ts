@@ -29,7 +29,11 @@ export interface PolicyRecipe {
   lr?: number;
   /** samples per batch, default 4 */
   batch?: number;
-  /** the square view the policy sees, in pixels (default 112) */
+  /**
+   * the square view the policy sees, in pixels (default 224: the world's 160-px images upsampled,
+   * so a small object spans two 14-px patches; at 112 the tower reads shape at 28 % after 300
+   * shape-only steps, at 224 at 50 %, RESULTS.md)
+   */
   view?: number;
   /** keep the vision tower as it is (its seeded init, or as the vision stage left it) */
   freezeEncoder?: boolean;
@@ -54,7 +58,7 @@ export interface PolicyRecipe {
 export function pretrainPolicy(ctx: RunContext, o: PolicyRecipe = {}): Manifest {
   const { out, seed } = ctx;
   const log = ctx.log ?? console.log;
-  const view = o.view ?? 112;
+  const view = o.view ?? 224;
   // every coordinate of the view (0..view) is one token, and the corpus's responses are in the view's frame
   const tokInfo = writeWorldTokenizer(out, { numbers: view, corpus: [...worldCorpus(400, view), DESCRIBE_PROMPT] });
   const cfg = worldQwenConfig(tokInfo, o.size ?? 'ground');

@@ -54,6 +54,9 @@ function maskedCe(logits: tf.Tensor2D, index: Int32Array): tf.Scalar {
   return tf.div(tf.sum(tf.mul(nll, mask)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
 }
 
+/** the loss weight of the shape cross-entropy against 1 for the other attributes */
+const SHAPE_WEIGHT = 4;
+
 function probeLoss(out: tf.Tensor2D, t: CellTargets[]): tf.Scalar {
   const f = fields(out);
   const cat = (k: 'objectness' | 'geometry' | 'position' | 'code') => Float32Array.from(t.flatMap(x => Array.from(x[k])));
@@ -66,7 +69,9 @@ function probeLoss(out: tf.Tensor2D, t: CellTargets[]): tf.Scalar {
   const C = CELL_FIELDS.code;
   const code = tf.div(tf.sum(tf.mul(tf.square(tf.sub(f.code, tf.tensor2d(cat('code'), [out.shape[0], C]))), obj)), tf.maximum(tf.mul(tf.sum(obj), C), 1));
   const pos = tf.mean(tf.abs(tf.sub(f.position, tf.tensor2d(cat('position'), [out.shape[0], 2]))));
-  const ce = tf.addN([maskedCe(f.color, idx('color')), maskedCe(f.shape, idx('shape')), maskedCe(f.texture, idx('texture')), maskedCe(f.size, idx('size'))]);
+  // shape is weighted up: it is the one field read from the layout of several patches rather than
+  // from their colours, and the slowest to learn (RESULTS.md)
+  const ce = tf.addN([maskedCe(f.color, idx('color')), tf.mul(SHAPE_WEIGHT, maskedCe(f.shape, idx('shape'))), maskedCe(f.texture, idx('texture')), maskedCe(f.size, idx('size'))]);
   return tf.addN([bce, ce, tf.mul(4, geo), tf.mul(2, pos), tf.mul(4, code)]) as tf.Scalar;
 }
 

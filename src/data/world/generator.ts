@@ -1,8 +1,9 @@
 /**
  * Reasoning-segmentation samples of the embedded world: a scene, a query of one of three types
  * (attribute, relation, logic) at one of three difficulties (how many distractors share the
- * target's attributes), and the ground truth (mask, box, two inner points, reference caption,
- * reference reasoning). Deterministic from (split, index); train/val/test use disjoint seeds.
+ * target's attributes; Medium and Hard scenes always hold a near twin, one attribute apart), and
+ * the ground truth (mask, box, two inner points, reference caption, reference reasoning).
+ * Deterministic from (split, index); train/val/test use disjoint seeds.
  */
 import seedrandom from 'seedrandom';
 import type { ImageU8 } from '../../io/resample.ts';
@@ -92,12 +93,24 @@ function pick<T>(rng: () => number, xs: readonly T[]): T {
   return xs[Math.floor(rng() * xs.length)];
 }
 
+type Kind = Omit<WorldObject, 'cx' | 'cy' | 'r'>;
+const VALUES: { [A in Attr]: readonly Kind[A][] } = { size: SIZES, texture: TEXTURES, color: COLORS, shape: SHAPES };
+
+/** the target with one attribute (seeded) set to another of its values */
+function nearTwin(rng: () => number, t: Kind): Kind {
+  const a = pick(rng, ATTRS);
+  return { ...t, [a]: pick(rng, VALUES[a].filter(v => v !== t[a])) };
+}
+
 function placeObjects(rng: () => number, n: number, size: number, difficulty: Difficulty): WorldObject[] {
   const s = size / 160;
-  const target: Omit<WorldObject, 'cx' | 'cy' | 'r'> = { shape: pick(rng, SHAPES), color: pick(rng, COLORS), size: pick(rng, SIZES), texture: pick(rng, TEXTURES) };
+  const target: Kind = { shape: pick(rng, SHAPES), color: pick(rng, COLORS), size: pick(rng, SIZES), texture: pick(rng, TEXTURES) };
   const shared = difficulty === 'Easy' ? 1 : difficulty === 'Medium' ? 2 : 3;
-  const kinds: Omit<WorldObject, 'cx' | 'cy' | 'r'>[] = [target];
-  for (let i = 1; i < n; i++) {
+  const kinds: Kind[] = [target];
+  // Medium and Hard scenes carry a near twin: a distractor that differs from the target in exactly
+  // one attribute, so the description (and the caption CLIP scores) must name that attribute
+  if (difficulty !== 'Easy' && n > 1) kinds.push(nearTwin(rng, target));
+  for (let i = kinds.length; i < n; i++) {
     const keep = new Set<Attr>();
     const k = Math.floor(rng() * (shared + 1));
     while (keep.size < k) keep.add(pick(rng, ATTRS));
