@@ -99,6 +99,39 @@ test('generate applies the repetition penalty as HF does, with and without the K
   m.dispose();
 });
 
+test('suppressTokens: the suppressed ids are never picked, greedy or sampled, and log-probs stay those of the whole distribution; a bad id is named', () => {
+  const m = loadQwen(B);
+  const pad = 1;
+  const base = { ids: Int32Array.from([3, 4, 5, 6, 7, 8]), batch: 1, length: 6, maxNewTokens: 6, greedy: true, padToken: pad };
+  const plain = generate(m, base).tokens[0];
+  // suppress every token greedy picked: none of them comes back, and the first pick is the runner-up
+  const banned = [...new Set(plain)];
+  const g = generate(m, { ...base, suppressTokens: banned });
+  assert.ok(g.tokens[0].every(t => !banned.includes(t)), JSON.stringify({ plain, got: g.tokens[0] }));
+  const all = lastLogits(m, base.ids);
+  const V = m.config.vocab_size;
+  const first = all.subarray(all.length - V);
+  let runnerUp = -1;
+  for (let i = 0; i < first.length; i++) if (!banned.includes(i) && (runnerUp < 0 || first[i] > first[runnerUp])) runnerUp = i;
+  assert.is(g.tokens[0][0], runnerUp);
+  // the first log-prob is log softmax over the whole vocabulary (what a teacher-forced pass gives)
+  const mx = Math.max(...first);
+  const z = first.reduce((a, v) => a + Math.exp(v - mx), 0);
+  assert.ok(Math.abs(g.logprobs[0][0] - (first[runnerUp] - mx - Math.log(z))) < 1e-4, `${g.logprobs[0][0]}`);
+  const sampled = generate(m, { ...base, greedy: false, temperature: 5, seed: 3, maxNewTokens: 24, suppressTokens: [plain[0]] });
+  assert.ok(!sampled.tokens[0].includes(plain[0]), 'never sampled either');
+  assert.throws(() => generate(m, { ...base, suppressTokens: [-2] }), (e: Error) => e.message === `generate: suppressTokens holds -2, outside the vocabulary of ${m.config.vocab_size}`);
+  m.dispose();
+});
+
+test('the policy suppresses its vision placeholders: a response never holds <|image_pad|> or <|video_pad|>', () => {
+  const policy = loadPolicy(DEMO);
+  const c = policy.model.config;
+  assert.equal(policy.suppressTokens, [c.image_token_id, c.video_token_id].filter(id => id < c.vocab_size));
+  assert.ok(policy.suppressTokens.includes(c.image_token_id));
+  policy.model.dispose();
+});
+
 function lastLogits(m: Qwen2_5_VL, ids: Int32Array): Float32Array {
   const o = m.forward({ ids, batch: 1, length: ids.length });
   const v = Float32Array.from(o.logits.dataSync() as Float32Array);

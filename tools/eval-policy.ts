@@ -37,7 +37,7 @@ const bar = new Progress('eval-policy', n);
 for (let i = 0; i < n; i++) {
   const s = worldSample(values.split as Split, i, { frame: policy.viewSize });
   const enc = encodePrompt(policy, s.image, s.query);
-  const g = generate(policy.model, { ids: Int32Array.from(enc.ids), batch: 1, length: enc.ids.length, pixelValues: enc.pixelValues, grids: [enc.grid], maxNewTokens: Number(values['max-new-tokens']), greedy: true, stopTokens: policy.stopTokens, repetitionPenalty: policy.repetitionPenalty });
+  const g = generate(policy.model, { ids: Int32Array.from(enc.ids), batch: 1, length: enc.ids.length, pixelValues: enc.pixelValues, grids: [enc.grid], maxNewTokens: Number(values['max-new-tokens']), greedy: true, stopTokens: policy.stopTokens, repetitionPenalty: policy.repetitionPenalty, suppressTokens: policy.suppressTokens });
   enc.pixelValues.dispose();
   const text = policy.tokenizer.decode(g.tokens[0], true);
   const p = parseResponse(text);

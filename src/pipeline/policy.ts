@@ -31,6 +31,12 @@ export interface Policy {
   stopTokens: number[];
   /** generation_config.json's repetition_penalty (1 = none); pass it to generate */
   repetitionPenalty: number;
+  /**
+   * ids a response may never hold, passed to generate as suppressTokens: the image and video
+   * placeholders, which only the processor places (a trained checkpoint gives them no mass; a
+   * small or fresh one can sample them, and then no pass has features for them)
+   */
+  suppressTokens: number[];
 }
 
 export interface PolicyOptions {
@@ -58,7 +64,8 @@ export function makePolicy(model: Qwen2_5_VL, tokenizer: PolicyTokenizer, opts: 
   stop = [...new Set(stop)];
   const repetitionPenalty = opts.repetitionPenalty ?? gen?.repetitionPenalty ?? 1;
   if (!(repetitionPenalty > 0)) throw new Error(`policy: repetitionPenalty has to be a strictly positive number, but is ${repetitionPenalty}`);
-  return { model, tokenizer, viewSize: opts.viewSize ?? 840, minPixels: opts.minPixels ?? MIN_PIXELS, maxPixels: opts.maxPixels ?? MAX_PIXELS, stopTokens: stop, repetitionPenalty };
+  const suppressTokens = [...new Set([c.image_token_id, c.video_token_id])].filter(id => Number.isInteger(id) && id >= 0 && id < c.vocab_size);
+  return { model, tokenizer, viewSize: opts.viewSize ?? 840, minPixels: opts.minPixels ?? MIN_PIXELS, maxPixels: opts.maxPixels ?? MAX_PIXELS, stopTokens: stop, repetitionPenalty, suppressTokens };
 }
 
 /**

@@ -156,7 +156,7 @@ export class Segmenter {
     try {
       return generate(this.policy.model, {
         ids, batch: encs.length, length, attentionMask: mask, pixelValues: pixels, grids: encs.map(e => e.grid),
-        maxNewTokens, greedy: true, stopTokens: this.policy.stopTokens, repetitionPenalty: this.policy.repetitionPenalty,
+        maxNewTokens, greedy: true, stopTokens: this.policy.stopTokens, repetitionPenalty: this.policy.repetitionPenalty, suppressTokens: this.policy.suppressTokens,
       }).tokens;
     } finally {
       if (pixels !== encs[0].pixelValues) pixels.dispose();

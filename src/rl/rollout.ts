@@ -42,6 +42,8 @@ export interface RolloutOptions {
   /** or one RNG for the call: one draw seeds every row's stream (rowSeed) */
   rng?: () => number;
   stopTokens: number[];
+  /** ids never sampled (generate's suppressTokens; the policy's suppressTokens) */
+  suppressTokens?: number[];
   greedy?: boolean;
   /**
    * 'current' (default): the active backend; 'phase': the one backendForPhase picks for a decode of
@@ -137,7 +139,7 @@ export async function batchedRollout(policy: Policy, prompts: RolloutPrompt[], o
       const gen = generate(model, {
         ids, batch: B, length: L, attentionMask: mask, imageEmbeds, grids: part.map(r => prompts[r.p].grid),
         maxNewTokens: o.maxResponseTokens, greedy: o.greedy ?? false, temperature: o.temperature, topP: o.topP, topK: o.topK,
-        rowRngs: part.map(r => r.rng), stopTokens: o.stopTokens,
+        rowRngs: part.map(r => r.rng), stopTokens: o.stopTokens, suppressTokens: o.suppressTokens,
       });
       for (let b = 0; b < B; b++) {
         tokens[s + b] = gen.tokens[b];

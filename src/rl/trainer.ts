@@ -143,7 +143,7 @@ export function sampleGroup(policy: Policy, c: TrainConfig, pr: StepPrompt, rng:
   try {
     const gen = generate(policy.model, {
       ids, batch: G, length: pr.ids.length, imageEmbeds: embedsG, pixelValues: pixelsG, grids: new Array(G).fill(pr.grid),
-      maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng, stopTokens: policy.stopTokens,
+      maxNewTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, rng, stopTokens: policy.stopTokens, suppressTokens: policy.suppressTokens,
     });
     return { tokens: gen.tokens, logprobs: gen.logprobs };
   } finally {
@@ -312,7 +312,7 @@ export class GrpoTrainer {
     if (c.rolloutBatch === 'step') {
       const r = await batchedRollout(this.policy, prompts, {
         samplesPerPrompt: c.samplesPerPrompt, maxResponseTokens: c.maxResponseTokens, temperature: c.temperature, topP: c.topP, topK: c.topK,
-        stopTokens: this.policy.stopTokens, promptRngs: prompts.map((_, p) => rolloutRng(c.seed, this.step, p)),
+        stopTokens: this.policy.stopTokens, suppressTokens: this.policy.suppressTokens, promptRngs: prompts.map((_, p) => rolloutRng(c.seed, this.step, p)),
       });
       return { rollouts: r.rollouts, generated: r.generated };
     }

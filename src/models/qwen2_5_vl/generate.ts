@@ -42,6 +42,14 @@ export interface GenerateOptions {
    * replaced by l < 0 ? l * p : l / p. Log-probs are those of the penalised distribution.
    */
   repetitionPenalty?: number;
+  /**
+   * ids never picked (default: none; HF's SuppressTokensLogitsProcessor), greedy or sampled. As
+   * with top-k and top-p, the log-probs stay those of the whole temperature-scaled distribution,
+   * what a teacher-forced pass gives, so they can serve as logp_old. The policy
+   * passes its vision placeholders (pipeline/policy.ts): a decoding step has no features for them
+   * and a teacher-forced pass would count them against the image's.
+   */
+  suppressTokens?: number[];
   /** token fed to finished rows (default: the config's pad token) */
   padToken?: number;
   useCache?: boolean;
@@ -58,6 +66,15 @@ export interface GenerateResult {
   logprobs: number[][];
   /** true where the row ended on a stop token */
   stopped: boolean[];
+}
+
+/** log softmax(logits / t)[token], in float64 as pickToken computes it */
+export function temperedLogProb(logits: Float32Array, token: number, t: number): number {
+  let mx = -Infinity;
+  for (let i = 0; i < logits.length; i++) mx = Math.max(mx, logits[i] / t);
+  let z = 0;
+  for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] / t - mx);
+  return logits[token] / t - (mx + Math.log(z));
 }
 
 /** Pick a token from logits [V]: greedy argmax, or a sample after temperature, top-k and top-p. */
@@ -155,6 +172,8 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
   const stop = new Set(o.stopTokens ?? []);
   const pad = o.padToken ?? c.pad_token_id;
   const penalty = o.repetitionPenalty ?? 1;
+  const suppress = o.suppressTokens ?? [];
+  for (const id of suppress) if (!Number.isInteger(id) || id < 0 || id >= c.vocab_size) throw new Error(`generate: suppressTokens holds ${id}, outside the vocabulary of ${c.vocab_size}`);
   if (!(penalty > 0)) throw new Error(`generate: repetitionPenalty has to be a strictly positive number, but is ${penalty}`);
   const mask0 = o.attentionMask ?? new Int32Array(batch * length).fill(1);
   const tokens: number[][] = Array.from({ length: batch }, () => []);
@@ -193,7 +212,16 @@ export function generate(model: Qwen2_5_VL, o: GenerateOptions): GenerateResult 
         if (done[b]) { next[b] = pad; continue; }
         let row = logits.subarray(b * V, (b + 1) * V);
         if (penalty !== 1) row = applyRepetitionPenalty(row.slice(), seqIds.subarray(b * seqLen, (b + 1) * seqLen), penalty);
-        const r = pickToken(row, picks[b]);
+        let r: { token: number; logprob: number };
+        if (suppress.length) {
+          const allowed = row.slice();
+          for (const id of suppress) allowed[id] = -Infinity;
+          // the pick excludes them; the log-prob stays that of the whole distribution, as with top-k and top-p
+          const token = pickToken(allowed, picks[b]).token;
+          r = { token, logprob: temperedLogProb(row, token, greedy ? 1 : picks[b].temperature) };
+        } else {
+          r = pickToken(row, picks[b]);
+        }
         next[b] = r.token;
         tokens[b].push(r.token);
         logprobs[b].push(r.logprob);
